@@ -1,0 +1,3 @@
+"""vireid-jax: visible-infrared person re-identification in JAX/Flax."""
+
+__version__ = "0.1.0"
