@@ -1,0 +1,1 @@
+"""TFDS builders: raw dataset folder in (manual download), TFRecords out."""

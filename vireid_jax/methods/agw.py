@@ -1,0 +1,90 @@
+"""AGW: the two-stream cross-modality baseline (Ye et al., TPAMI 2021; spec baseline §4–6).
+
+Model. Each modality has its own ResNet stem (conv1, bn1, ReLU, max-pool); layer1–layer4 are
+shared, with non-local attention blocks after the last two blocks of layer2 and the last three
+of layer3. Visible and infrared stem outputs are concatenated, visible first, so the shared
+BatchNorms see the mixed batch. Features are pooled by GeM (p = 3), then a BNNeck (BatchNorm
+with a frozen zero bias) feeds a bias-free identity classifier.
+
+Objective. L = L_id + L_wrt: softmax cross-entropy on the BNNeck logits, plus the weighted
+regularised triplet on the pre-BN pooled features of the whole visible + infrared batch.
+
+Optimisation. SGD with Nesterov momentum, weight decay 5e-4, the BNNeck and classifier at the
+base learning rate and the rest at a tenth of it, per-epoch warm-up and step decay
+(`vireid_jax.training.optim`).
+"""
+
+from __future__ import annotations
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+
+from vireid_jax import losses
+from vireid_jax.models.agw import AGW
+from vireid_jax.training import optim
+from vireid_jax.training.state import TrainState
+
+# Modules in the base-learning-rate group (spec §6).
+HEAD_MODULES = ("bottleneck", "classifier")
+MODALITIES = ("visible", "infrared")
+
+
+def build_model(model_config, num_classes: int, seed: int) -> AGW:
+  return AGW(
+      num_classes,
+      depth=model_config.depth,
+      width=model_config.width,
+      last_stride=model_config.last_stride,
+      non_local=model_config.non_local,
+      non_local_inner=model_config.non_local_inner,
+      pooling=model_config.pooling,
+      dtype=jnp.dtype(model_config.dtype),
+      rngs=nnx.Rngs(seed),
+  )
+
+
+def create_state(config, num_classes: int, steps_per_epoch: int) -> TrainState:
+  """The initial train state; a pure function of the config (same seed → same state)."""
+  model = build_model(config.model, num_classes, config.seed)
+  tx = optim.two_group_sgd(config.optim, steps_per_epoch, HEAD_MODULES)
+  return TrainState.create(model, tx)
+
+
+def loss_fn(model: AGW, batch: dict, loss_config) -> tuple[jax.Array, dict]:
+  """L_id + L_wrt on one cross-modality batch.
+
+  Args:
+    model: AGW in training mode.
+    batch: "visible", "infrared" [B, H, W, 3] float32; "visible_labels", "infrared_labels" [B].
+    loss_config: `config.loss` (term weights).
+
+  Returns:
+    (total loss, per-term metrics).
+  """
+  pooled, logits = model(visible=batch["visible"], infrared=batch["infrared"])
+  labels = jnp.concatenate([batch["visible_labels"], batch["infrared_labels"]])
+  identity_loss = losses.cross_entropy(logits, labels)
+  triplet_loss = losses.weighted_regularized_triplet(pooled, labels)
+  total = loss_config.identity_weight * identity_loss + loss_config.triplet_weight * triplet_loss
+  accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+  return total, {"loss": total, "identity_loss": identity_loss, "triplet_loss": triplet_loss,
+                 "accuracy": accuracy}
+
+
+def train_step(state: TrainState, batch: dict, loss_config) -> tuple[TrainState, dict]:
+  """One SGD update over the whole model; pure, so it can be jitted and sharded."""
+  model = state.model(training=True)
+  # nnx.grad differentiates with respect to the parameters and carries the BatchNorm
+  # statistics that the forward pass updates out of the gradient's trace.
+  grads, metrics = nnx.grad(lambda model: loss_fn(model, batch, loss_config), has_aux=True)(
+      model)
+  return state.apply_gradients(grads, nnx.state(model, nnx.BatchStat)), metrics
+
+
+def features(state: TrainState, images: jax.Array, modality: str) -> dict:
+  """Evaluation features {"pool", "bn"}: [B, D] L2-normalised, from the modality's stem."""
+  if modality not in MODALITIES:
+    raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+  model = state.model(training=False)
+  return model(**{modality: images})
