@@ -43,7 +43,7 @@ def ensure_raw_dataset(data_config) -> str:
 def build(data_config) -> tfds.core.DatasetBuilder:
   """Builds the TFRecords (once; TFDS writes to a temporary folder and renames when complete)."""
   root = ensure_raw_dataset(data_config)
-  builder = sysu_mm01.SysuMM01(
+  builder = sysu_mm01.SysuMm01(
       config=sysu_mm01.config_for_size(data_config.image_height, data_config.image_width),
       data_dir=_resolve(data_config.tfds_dir))
   builder.download_and_prepare(

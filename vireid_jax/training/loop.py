@@ -78,8 +78,10 @@ def run(config, workdir: str, *, mode: str = "train_and_eval") -> dict | None:
                                   eval_batches=pipeline.eval_batches)
   results = {"step": int(jax.device_get(state.step)), "main_feature": config.eval.main_feature}
   if config.eval.before_training:
-    # The initial state is a pure function of the config, so a resumed run reports the same.
-    results["before_training"] = evaluate_fn(initial_state)
+    # The initial state is a pure function of the config (so a resumed run reports the same);
+    # it is rebuilt because training donated the first one's buffers.
+    results["before_training"] = evaluate_fn(
+        method.create_state(config, num_classes, steps_per_epoch))
     print("Before training (step 0):\n" + report.format_results_table(
         results["before_training"]), flush=True)
   results["trained"] = evaluate_fn(state)

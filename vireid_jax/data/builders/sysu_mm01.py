@@ -54,7 +54,7 @@ def load_resized_image(path: str, image_height: int, image_width: int) -> np.nda
                      "the file and rebuild.") from error
 
 
-class SysuMM01(tfds.core.GeneratorBasedBuilder):
+class SysuMm01(tfds.core.GeneratorBasedBuilder):
   """SYSU-MM01 RGB-IR person re-identification (Wu et al., ICCV 2017)."""
 
   VERSION = tfds.core.Version("1.0.0")
