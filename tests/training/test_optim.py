@@ -36,8 +36,9 @@ def test_schedule_holds_for_whole_epochs():
 def test_two_groups_match_pytorch_sgd_by_hand():
   """Two steps of PyTorch SGD (wd, Nesterov) worked out by hand for one scalar per group."""
   params = {"classifier": {"kernel": jnp.array(2.0)}, "layer1": {"kernel": jnp.array(-1.0)}}
-  tx = optim.two_group_sgd(agw_optim_config(), steps_per_epoch=1,
-                           head_modules=("classifier",))
+  def labels(tree):
+    return {"classifier": {"kernel": "head"}, "layer1": {"kernel": "backbone"}}
+  tx = optim.two_group_sgd(agw_optim_config(), steps_per_epoch=1, param_labels=labels)
   state = tx.init(params)
   grads = {"classifier": {"kernel": jnp.array(0.5)}, "layer1": {"kernel": jnp.array(0.25)}}
 

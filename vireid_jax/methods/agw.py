@@ -22,11 +22,10 @@ import jax.numpy as jnp
 
 from vireid_jax import losses
 from vireid_jax.models.agw import AGW
+from vireid_jax.models.agw import agw_param_labels
 from vireid_jax.training import optim
 from vireid_jax.training.state import TrainState
 
-# Modules in the base-learning-rate group (spec §6).
-HEAD_MODULES = ("bottleneck", "classifier")
 MODALITIES = ("visible", "infrared")
 
 
@@ -47,7 +46,7 @@ def build_model(model_config, num_classes: int, seed: int) -> AGW:
 def create_state(config, num_classes: int, steps_per_epoch: int) -> TrainState:
   """The initial train state; a pure function of the config (same seed → same state)."""
   model = build_model(config.model, num_classes, config.seed)
-  tx = optim.two_group_sgd(config.optim, steps_per_epoch, HEAD_MODULES)
+  tx = optim.two_group_sgd(config.optim, steps_per_epoch, agw_param_labels)
   return TrainState.create(model, tx)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import jax
 import jax.numpy as jnp
 import optax
 
@@ -55,32 +54,16 @@ def sgd_with_decay(learning_rate: optax.Schedule, optim_config) -> optax.Gradien
   )
 
 
-def path_names(path) -> tuple[str, ...]:
-  """Module/attribute names along a pytree key path."""
-  names = []
-  for key in path:
-    for attr in ("key", "name", "idx"):
-      if hasattr(key, attr):
-        names.append(str(getattr(key, attr)))
-        break
-  return tuple(names)
-
-
 def two_group_sgd(optim_config, steps_per_epoch: int,
-                  head_modules: Sequence[str]) -> optax.GradientTransformation:
+                  param_labels: Callable) -> optax.GradientTransformation:
   """SGD with the head at the base rate and the backbone at `backbone_lr_scale` times it.
 
   Args:
     optim_config: `config.optim`.
     steps_per_epoch: updates per epoch, to turn the update count into the epoch.
-    head_modules: top-level module names in the head group (AGW: bottleneck, classifier).
+    param_labels: params pytree -> same structure of "head" | "backbone" (the model's, e.g.
+      `vireid_jax.models.agw.agw_param_labels`).
   """
-  head_modules = frozenset(head_modules)
-
-  def label(params):
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: "head" if path_names(path)[0] in head_modules else "backbone", params)
-
   return optax.multi_transform(
       {
           "head": sgd_with_decay(step_schedule(optim_config, steps_per_epoch), optim_config),
@@ -88,5 +71,5 @@ def two_group_sgd(optim_config, steps_per_epoch: int,
               step_schedule(optim_config, steps_per_epoch, optim_config.backbone_lr_scale),
               optim_config),
       },
-      label,
+      param_labels,
   )

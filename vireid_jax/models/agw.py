@@ -1,0 +1,236 @@
+"""AGW cross-modality baseline network (spec §4.2–4.5).
+
+Two modality-specific ResNet stems (visible, infrared) → shared layer1..4
+with non-local blocks → GeM (or average) pooling → BNNeck → bias-free
+classifier.
+
+Modes follow NNX's convention: ``model.train()`` (the initial state) /
+``model.eval()`` flip ``deterministic`` on the AGW module (train: return
+``(pooled, logits)``; eval: return L2-normalised embeddings) and
+``use_running_average`` on every BatchNorm. ``nnx.view(model,
+deterministic=True, use_running_average=True)`` gives an evaluation view
+without mutating ``model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.typing import DTypeLike
+
+from vireid_jax.models.layers import (
+    BatchNorm,
+    GeneralizedMeanPooling,
+    NonLocalBlock,
+    NonLocalInner,
+    average_pool,
+    l2_normalize,
+    normal_init,
+)
+from vireid_jax.models.resnet import ResNetStages, Stem, resnet_config
+
+# Number of non-local blocks after the last blocks of layer1..layer4 (the
+# reference's non_layers = [0, 2, 3, 0]).
+NON_LOCAL_PER_STAGE = (0, 2, 3, 0)
+
+HEAD_MODULES = ('bottleneck', 'classifier')
+
+
+def non_local_positions(
+    blocks_per_stage: Sequence[int], per_stage: Sequence[int] = NON_LOCAL_PER_STAGE
+) -> dict[int, tuple[int, ...]]:
+  """Block indices after which non-local blocks go: the last k of each stage.
+
+  For ResNet-50 (3, 4, 6, 3) that is {1: (2, 3), 2: (3, 4, 5)}. Stages with
+  fewer blocks than requested (ResNet-18's 2-block stages) get one after
+  every block, i.e. k is clipped to the stage length.
+  """
+  return {
+      stage: tuple(range(max(n - k, 0), n))
+      for stage, (n, k) in enumerate(zip(blocks_per_stage, per_stage))
+      if k > 0
+  }
+
+
+class AGW(nnx.Module):
+  """AGW two-stream re-id network.
+
+  Attributes:
+    visible_stem, infrared_stem: separate :class:`Stem` s (conv1, bn1, ReLU,
+      max-pool); reference ``visible_module`` / ``thermal_module``.
+    stages: shared :class:`ResNetStages`; non-local blocks are
+      ``stages.inserted[1][k]`` / ``[2][k]`` (reference ``NL_2.k`` / ``NL_3.k``).
+    bottleneck: BNNeck, BatchNorm over ``[B, D]`` with γ ~ N(1, 0.01) and
+      no β (the reference's β is frozen at 0, which is the same thing).
+    classifier: bias-free Linear D → num_classes, W ~ N(0, 0.001).
+    feature_dim: D = 8·width·expansion (2048 for ResNet-50, width 64).
+    deterministic: False in training mode, True in evaluation mode.
+  """
+
+  def __init__(
+      self,
+      num_classes: int,
+      *,
+      depth: int = 50,
+      width: int = 64,
+      last_stride: int = 1,
+      non_local: bool = True,
+      non_local_inner: NonLocalInner | int = 'reference',
+      pooling: Literal['gem', 'avg'] = 'gem',
+      dtype: DTypeLike = jnp.float32,
+      rngs: nnx.Rngs,
+  ):
+    """Creates the network (random init; ImageNet weights are imported separately).
+
+    Args:
+      num_classes: number of training identities (395 SYSU, 206 RegDB, 713 LLCM).
+      depth: ResNet depth (18, 34, 50, 101, 152).
+      width: stem channels (64 for the real model; tiny tests use less).
+      last_stride: stride of layer4 (1 in AGW: 288×144 → 18×9).
+      non_local: add the five non-local blocks ('agw'); False for 'base'.
+      non_local_inner: inner width of the non-local blocks, see
+        :class:`NonLocalBlock` ('reference' = 1).
+      pooling: 'gem' (p = 3, fixed) or 'avg' (the 'base' method).
+      dtype: compute dtype of the backbone; parameters, pooling, BNNeck and
+        classifier are float32.
+      rngs: supplies the ``params`` keys.
+    """
+    if pooling not in ('gem', 'avg'):
+      raise ValueError(f"pooling must be 'gem' or 'avg', got {pooling!r}")
+    _, blocks_per_stage = resnet_config(depth)
+    self.visible_stem = Stem(width, dtype=dtype, rngs=rngs)
+    self.infrared_stem = Stem(width, dtype=dtype, rngs=rngs)
+    insert_after = non_local_positions(blocks_per_stage) if non_local else None
+    self.stages = ResNetStages(
+        depth,
+        width=width,
+        last_stride=last_stride,
+        insert_after=insert_after,
+        make_inserted=lambda channels, r: NonLocalBlock(
+            channels, inner=non_local_inner, dtype=dtype, rngs=r
+        ),
+        dtype=dtype,
+        rngs=rngs,
+    )
+    self.pooling = pooling
+    self.gem = GeneralizedMeanPooling(p=3.0, eps=1e-12)
+    self.feature_dim = self.stages.out_channels
+    self.num_classes = num_classes
+    self.bottleneck = BatchNorm(
+        self.feature_dim,
+        use_bias=False,
+        scale_init=normal_init(0.01, mean=1.0),
+        rngs=rngs,
+    )
+    self.classifier = nnx.Linear(
+        self.feature_dim,
+        num_classes,
+        use_bias=False,
+        kernel_init=normal_init(0.001),
+        rngs=rngs,
+    )
+    self.deterministic = False
+
+  def set_view(self, deterministic: bool | None = None):
+    """Hook of ``nnx.view``: True selects the evaluation outputs."""
+    if deterministic is not None:
+      self.deterministic = deterministic
+
+  def backbone_features(
+      self, visible: jax.Array | None = None, infrared: jax.Array | None = None
+  ) -> jax.Array:
+    """Stems → concatenation (visible first) → shared stages → pooling.
+
+    The concatenation happens before the shared layers on purpose: their
+    BatchNorms must see the mixed RGB+IR batch, as in the reference.
+
+    Args:
+      visible: visible images ``[Bv, H, W, 3]`` or None.
+      infrared: infrared images ``[Bi, H, W, 3]`` or None.
+
+    Returns:
+      Pooled features ``[Bv + Bi, D]`` (float32, not normalised).
+    """
+    stem_outputs = []
+    if visible is not None:
+      stem_outputs.append(self.visible_stem(visible))
+    if infrared is not None:
+      stem_outputs.append(self.infrared_stem(infrared))
+    if not stem_outputs:
+      raise ValueError('AGW needs visible and/or infrared images.')
+    x = jnp.concatenate(stem_outputs, axis=0) if len(stem_outputs) > 1 else stem_outputs[0]
+    x = self.stages(x)
+    return self.gem(x) if self.pooling == 'gem' else average_pool(x)
+
+  def __call__(
+      self, visible: jax.Array | None = None, infrared: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array] | dict[str, jax.Array]:
+    """Runs the network on one or both modalities.
+
+    Args:
+      visible: normalised visible images ``[Bv, H, W, 3]`` float32, or None.
+      infrared: normalised infrared images ``[Bi, H, W, 3]``, or None.
+
+    Returns:
+      Training mode: ``(pooled [B, D], logits [B, num_classes])`` with
+      ``B = Bv + Bi`` (visible rows first); ``pooled`` is the raw pre-BN
+      feature (for the triplet loss), ``logits`` = classifier(BNNeck(pooled)).
+      Evaluation mode: ``{"pool": l2_normalize(pooled), "bn":
+      l2_normalize(BNNeck(pooled))}``, each ``[B, D]`` (the reference's
+      "POOL" and "FC" features).
+    """
+    pooled = self.backbone_features(visible, infrared)
+    bn_features = self.bottleneck(pooled)
+    if self.deterministic:
+      return {'pool': l2_normalize(pooled), 'bn': l2_normalize(bn_features)}
+    return pooled, self.classifier(bn_features)
+
+
+def _key_name(key: Any) -> Any:
+  """Name of one pytree path entry (DictKey, GetAttrKey, SequenceKey or raw)."""
+  for attribute in ('key', 'name', 'idx'):
+    if hasattr(key, attribute):
+      return getattr(key, attribute)
+  return key
+
+
+def is_head_parameter(path: Sequence[Any]) -> bool:
+  """Whether a parameter belongs to the head LR group (spec §6).
+
+  Head = BNNeck γ and classifier weight (base LR); everything else — both
+  stems, the shared stages with all their BatchNorms, the non-local blocks —
+  is backbone (0.1× LR).
+
+  Args:
+    path: path of the parameter in ``nnx.state(model, nnx.Param)``, either
+      plain names (``('bottleneck', 'scale')``) or JAX key-path entries.
+  """
+  return len(path) > 0 and _key_name(path[0]) in HEAD_MODULES
+
+
+def agw_param_labels(params: Any) -> Any:
+  """Labels every parameter ``'head'`` or ``'backbone'``.
+
+  Usable directly as ``param_labels`` of ``optax.multi_transform`` /
+  ``optax.partition`` (which calls it on the parameters at ``init`` and on
+  the updates at ``update``)::
+
+      tx = optax.multi_transform(
+          {'head': sgd(lr), 'backbone': sgd(0.1 * lr)}, agw_param_labels)
+      optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+  It works on ``nnx.state(model, nnx.Param)`` (leaves are ``nnx.Param``) and
+  on its pure-array form, returning the same container structure with a
+  string in place of each parameter.
+  """
+
+  def label(path, _):
+    return 'head' if is_head_parameter(path) else 'backbone'
+
+  return jax.tree_util.tree_map_with_path(
+      label, params, is_leaf=lambda x: isinstance(x, nnx.Variable)
+  )
