@@ -1,21 +1,8 @@
 """Shared fixtures for the custom-gradient op tests."""
 
 import jax
+import numpy as np
 import pytest
-
-
-@pytest.fixture(autouse=True, scope="module")
-def cheap_xla_compilation():
-  """Compiles with most XLA optimisations off while a module here runs.
-
-  Compilation, not computation, dominates these tests: each small program
-  runs a few times at most. The previous setting is restored after each
-  module, so other test folders are unaffected.
-  """
-  previous = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.fixture
@@ -27,3 +14,17 @@ def x64():
   """
   with jax.enable_x64(True):
     yield
+
+
+@pytest.fixture
+def central_difference_gradient():
+  """fn(x) -> gradient of a scalar fn at x by float64 central differences (pass a jitted fn)."""
+  def gradient_of(fn, x, step=1e-6):
+    x = np.asarray(x, np.float64)
+    gradient = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+      offset = np.zeros_like(x)
+      offset[index] = step
+      gradient[index] = (float(fn(x + offset)) - float(fn(x - offset))) / (2 * step)
+    return gradient
+  return gradient_of

@@ -16,15 +16,6 @@ def _downstream_loss(x):
   return jnp.sum(jnp.sin(x) * x[..., ::-1]) + jnp.sum(x ** 3) / 7.0
 
 
-def _central_difference_gradient(fn, x, step=1e-6):
-  x = np.asarray(x, np.float64)
-  gradient = np.zeros_like(x)
-  for index in np.ndindex(x.shape):
-    offset = np.zeros_like(x)
-    offset[index] = step
-    gradient[index] = (float(fn(x + offset)) - float(fn(x - offset))) / (
-        2 * step)
-  return gradient
 
 
 def test_forward_is_identity_on_pytrees_under_jit():
@@ -50,10 +41,10 @@ _reversed_gradient = jax.jit(jax.grad(
 
 
 @pytest.mark.parametrize("scale", [0.0, 0.3, 1.0, 2.5])
-def test_gradient_is_minus_scale_times_finite_differences(x64, scale):
+def test_gradient_is_minus_scale_times_finite_differences(x64, scale, central_difference_gradient):
   x = np.random.default_rng(0).normal(size=(4, 3))
   reversed_gradient = _reversed_gradient(x, scale)
-  numerical = _central_difference_gradient(_downstream_loss, x)
+  numerical = central_difference_gradient(_downstream_loss, x)
   np.testing.assert_allclose(reversed_gradient, -scale * numerical,
                              rtol=1e-7, atol=1e-7)
 

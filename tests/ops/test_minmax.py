@@ -10,16 +10,6 @@ import pytest
 from vireid_jax.ops import adversarial_scores, lsgan_loss, minmax_value_and_grad
 
 
-def _central_difference_gradient(fn, x, step=1e-6):
-  """Gradient of a scalar fn at x by central differences (pass a jitted fn)."""
-  x = np.asarray(x, np.float64)
-  gradient = np.zeros_like(x)
-  for index in np.ndindex(x.shape):
-    offset = np.zeros_like(x)
-    offset[index] = step
-    gradient[index] = (float(fn(x + offset)) - float(fn(x - offset))) / (
-        2 * step)
-  return gradient
 
 
 # --- Zero-sum games -----------------------------------------------------------
@@ -33,7 +23,8 @@ def _domain_game_loss(discriminator, extractor, inputs, domains):
   return optax.sigmoid_binary_cross_entropy(logits, domains).mean()
 
 
-def test_minmax_gradients_match_finite_differences_of_each_player(x64):
+def test_minmax_gradients_match_finite_differences_of_each_player(x64,
+                                                                  central_difference_gradient):
   rng = np.random.default_rng(0)
   discriminator, extractor = rng.normal(size=3), rng.normal(size=(3, 2))
   inputs = rng.normal(size=(8, 3))
@@ -48,12 +39,12 @@ def test_minmax_gradients_match_finite_differences_of_each_player(x64):
   np.testing.assert_allclose(aux["aux"], extractor[0])
   np.testing.assert_allclose(
       discriminator_grad,
-      _central_difference_gradient(
+      central_difference_gradient(
           lambda d: _domain_game_loss(d, extractor, inputs, domains),
           discriminator), rtol=1e-7, atol=1e-9)
   np.testing.assert_allclose(
       extractor_grad,
-      -0.7 * _central_difference_gradient(
+      -0.7 * central_difference_gradient(
           lambda e: _domain_game_loss(discriminator, e, inputs, domains),
           extractor), rtol=1e-7, atol=1e-9)
 
@@ -193,18 +184,18 @@ def test_adversarial_scores_values_and_routing():
   assert np.all(g_only[1] != 0) and not np.any(g_only[2])
 
 
-def test_adversarial_scores_gradients_match_finite_differences(x64):
+def test_adversarial_scores_gradients_match_finite_differences(x64, central_difference_gradient):
   generator, discriminator, noise, real, condition = _gan_setup(np.float64)
   params = {"generator": generator, "discriminator": discriminator}
   grads = jax.jit(jax.grad(_one_pass_losses))(params, noise, real, condition)
   fake = jax.jit(_generator)(generator, noise)
   # Each player's gradient is the derivative of its own loss alone.
   flat_d, unflatten_d = jax.flatten_util.ravel_pytree(discriminator)
-  numerical_d = _central_difference_gradient(
+  numerical_d = central_difference_gradient(
       jax.jit(lambda d: _discriminator_loss(unflatten_d(d), fake, real,
                                             condition)), flat_d)
   flat_g, unflatten_g = jax.flatten_util.ravel_pytree(generator)
-  numerical_g = _central_difference_gradient(
+  numerical_g = central_difference_gradient(
       jax.jit(lambda g: _generator_loss(unflatten_g(g), discriminator, noise,
                                         condition)), flat_g)
   np.testing.assert_allclose(
