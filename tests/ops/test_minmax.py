@@ -23,8 +23,7 @@ def _domain_game_loss(discriminator, extractor, inputs, domains):
   return optax.sigmoid_binary_cross_entropy(logits, domains).mean()
 
 
-def test_minmax_gradients_match_finite_differences_of_each_player(x64,
-                                                                  central_difference_gradient):
+def test_minmax_gradients_match_finite_differences_of_each_player(x64, central_difference_gradient):
   rng = np.random.default_rng(0)
   discriminator, extractor = rng.normal(size=3), rng.normal(size=(3, 2))
   inputs = rng.normal(size=(8, 3))
