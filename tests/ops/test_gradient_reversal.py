@@ -41,7 +41,8 @@ _reversed_gradient = jax.jit(jax.grad(
 
 
 @pytest.mark.parametrize("scale", [0.0, 0.3, 1.0, 2.5])
-def test_gradient_is_minus_scale_times_finite_differences(x64, scale, central_difference_gradient):
+def test_gradient_is_minus_scale_times_finite_differences(
+    x64, scale, central_difference_gradient):
   x = np.random.default_rng(0).normal(size=(4, 3))
   reversed_gradient = _reversed_gradient(x, scale)
   numerical = central_difference_gradient(_downstream_loss, x)

@@ -23,7 +23,8 @@ def _domain_game_loss(discriminator, extractor, inputs, domains):
   return optax.sigmoid_binary_cross_entropy(logits, domains).mean()
 
 
-def test_minmax_gradients_match_finite_differences_of_each_player(x64, central_difference_gradient):
+def test_minmax_gradients_match_finite_differences_of_each_player(
+    x64, central_difference_gradient):
   rng = np.random.default_rng(0)
   discriminator, extractor = rng.normal(size=3), rng.normal(size=(3, 2))
   inputs = rng.normal(size=(8, 3))
@@ -183,7 +184,8 @@ def test_adversarial_scores_values_and_routing():
   assert np.all(g_only[1] != 0) and not np.any(g_only[2])
 
 
-def test_adversarial_scores_gradients_match_finite_differences(x64, central_difference_gradient):
+def test_adversarial_scores_gradients_match_finite_differences(
+    x64, central_difference_gradient):
   generator, discriminator, noise, real, condition = _gan_setup(np.float64)
   params = {"generator": generator, "discriminator": discriminator}
   grads = jax.jit(jax.grad(_one_pass_losses))(params, noise, real, condition)
