@@ -101,3 +101,14 @@ def test_eval_batches_normalise_in_order(tiny_sysu):
   expected = (test.images / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array(
       [0.229, 0.224, 0.225])
   np.testing.assert_allclose(stacked, expected, atol=1e-5)
+
+
+def test_synthetic_folder_generated_with_other_options_is_refused(tiny_sysu):
+  root, data_config, _, _ = tiny_sysu
+  other = ml_collections.ConfigDict(data_config.to_dict())
+  other.synthetic = dict(seed=3, nir_luminance_mix=0.5)
+  with pytest.raises(ValueError, match="nir_luminance_mix") as error:
+    datasets.ensure_raw_dataset(other)
+  assert str(root) in str(error.value)
+  other.synthetic = dict(seed=3, num_train_ids=6, images_per_camera=(1, 3))
+  assert datasets.ensure_raw_dataset(other) == str(root)

@@ -7,6 +7,7 @@ empty for a real dataset).
 
 from __future__ import annotations
 
+import json
 import os
 
 from absl import logging
@@ -33,11 +34,33 @@ def ensure_raw_dataset(data_config) -> str:
   if data_config.dataset != "sysu":
     raise ValueError(f"config.data.dataset={data_config.dataset!r}: only 'sysu' is available "
                      "so far.")
-  if data_config.get("synthetic") and not os.path.isdir(root):
-    logging.info("Generating the synthetic SYSU-MM01-layout dataset in %s", root)
-    synthetic.generate_sysu(root, **data_config.synthetic.to_dict())
+  if data_config.get("synthetic"):
+    options = data_config.synthetic.to_dict()
+    if os.path.isdir(root):
+      check_synthetic_options(root, options)
+    else:
+      logging.info("Generating the synthetic SYSU-MM01-layout dataset in %s", root)
+      synthetic.generate_sysu(root, **options)
   layouts.check_sysu_root(root)
   return root
+
+
+def check_synthetic_options(root: str, options: dict) -> None:
+  """Refuses to reuse a synthetic dataset generated with other options than the config's."""
+  info_path = os.path.join(root, synthetic.INFO_FILE_NAME)
+  if not os.path.isfile(info_path):
+    raise ValueError(f"{root} exists but holds no {synthetic.INFO_FILE_NAME}, so it was not "
+                     "written by the synthetic generator; point config.data.root elsewhere.")
+  with open(info_path, encoding="utf-8") as info_file:
+    info = json.load(info_file)
+  differences = {key: (info.get(key), value) for key, value in options.items()
+                 if info.get(key) != (list(value) if isinstance(value, tuple) else value)}
+  if differences:
+    listed = ", ".join(f"{key}: folder {old!r}, config {new!r}"
+                       for key, (old, new) in differences.items())
+    raise ValueError(f"The synthetic dataset in {root} was generated with other options "
+                     f"({listed}). Delete that folder (and config.data.tfds_dir) to regenerate "
+                     "it, or set config.data.root to another folder.")
 
 
 def build(data_config) -> tfds.core.DatasetBuilder:
