@@ -23,6 +23,7 @@ from vireid_jax.evaluation import report
 from vireid_jax.training import checkpoint
 from vireid_jax.training import summary
 
+# `vireid_jax.data.pipeline.VISIBLE`, restated so this module imports without TensorFlow.
 VISIBLE = 0
 
 
@@ -60,7 +61,7 @@ def run(config, workdir: str, *, mode: str = "train_and_eval") -> dict | None:
 
   try:
     if mode in ("train", "train_and_eval"):
-      state = train(config, workdir, method, state, train_split, steps_per_epoch, checkpointer,
+      state = train(config, workdir, method, state, steps_per_epoch, checkpointer,
                     make_dataset=functools.partial(
                         pipeline.agw_train_dataset, train_split,
                         ids_per_batch=config.data.ids_per_batch,
@@ -93,7 +94,7 @@ def run(config, workdir: str, *, mode: str = "train_and_eval") -> dict | None:
   return results
 
 
-def train(config, workdir, method, state, train_split, steps_per_epoch, checkpointer, *,
+def train(config, workdir, method, state, steps_per_epoch, checkpointer, *,
           make_dataset):
   """Runs the remaining steps of `config.train.num_epochs` epochs; saves after every epoch."""
   total_steps = config.train.num_epochs * steps_per_epoch
