@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# ImageNet statistics in RGB order (torchvision's Normalize in the reference, spec §3.1).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vireid_jax.data.normalization import IMAGENET_MEAN
+from vireid_jax.data.normalization import IMAGENET_STD
 
 
 def normalize(images: tf.Tensor) -> tf.Tensor:
