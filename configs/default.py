@@ -13,8 +13,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.method = "agw"
 
   config.data = ml_collections.ConfigDict()
-  config.data.dataset = "sysu"
+  config.data.dataset = "sysu"              # "sysu", "regdb" or "llcm"
   config.data.root = "data/SYSU-MM01"       # unpacked raw folder (data/README.md)
+  config.data.trial = 1                     # RegDB only: which train/test split, 1..10
+  # Compare the raw images with the dataset's known counts before building (and the decoded
+  # splits after); False only for a complete download whose published counts are wrong.
+  config.data.check_counts = True
   config.data.tfds_dir = "data/tfds"        # TFRecords written by the builder
   # Options for the synthetic generator; empty for a real dataset.
   config.data.synthetic = ml_collections.ConfigDict()
@@ -24,6 +28,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.ids_per_batch = 8             # P
   config.data.images_per_id = 4             # K, per modality
   config.data.eval_batch_size = 128
+  # Training input (vireid_jax.data.pipeline.train_dataset); defaults are AGW's.
+  config.data.sampler = "agw"               # "agw", "djanet" (AGW's), "mcja", "domain_adaptation"
+  config.data.augmentation = "agw"          # views: "agw", "caj" (3), "djanet" (4), "mcja"
+  config.data.random_erasing = "none"       # "agw" views: "none", "llcm" (LLCM fork, MMN), "caj"
+  config.data.vimc_cutmix_hw_swap = True    # MCJA CutMix's H/W swap bug; False = corrected box
+  config.data.target_sampler = "independent"  # DAN target: "independent" (code), "aligned" [P]
+  config.data.redraw_source_plan = False    # DAN draws its source plan once; True: every epoch
 
   config.model = ml_collections.ConfigDict()
   config.model.depth = 50
@@ -32,6 +43,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.non_local = True
   config.model.non_local_inner = "reference"  # "reference": width 1 (the code); "half": C/2
   config.model.pooling = "gem"              # "gem" (p = 3) or "avg"
+  config.model.gem_learnable = False        # False: GeM p fixed at 3 (the reference); True: trained
+  # A torchvision ImageNet ResNet state dict (.pth) to initialise both stems and the shared
+  # stages from, as the reference does (resnet50-19c8e357.pth); "": random init. Never downloaded.
+  config.model.pretrained = ""
   config.model.dtype = "float32"            # compute dtype; parameters stay float32
 
   config.loss = ml_collections.ConfigDict()
@@ -53,13 +68,47 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.steps_per_epoch = -1         # -1: the reference's floor(max(Nv, Ni)/(P*K)) + 1
   config.train.log_every_steps = 50
   config.train.checkpoints_to_keep = 3
+  config.train.checkpoint_every_steps = 0   # 0: at the end of every epoch only
+  config.train.distributed = False          # multi-host: call jax.distributed.initialize()
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.protocol = "sysu"
-  config.eval.mode = "all"                  # "all" or "indoor" search
-  config.eval.num_trials = 10
+  config.eval.protocol = "sysu"             # read by the loop until it calls evaluation.evaluate,
+                                            # which takes the dataset from config.data.dataset
+  # Protocols (vireid_jax.evaluation.protocols names each variant in the results).
+  config.eval.mode = "all"                  # SYSU-MM01: "all" or "indoor" search
+  config.eval.gallery_shots = 1             # SYSU-MM01: images per (id, camera); 10 = official only
+  config.eval.gallery_scheme = "agw"        # SYSU-MM01 draws: "agw" (random, seed = trial) or
+                                            # "official" (rand_perm_cam.mat, as MCJA/MPANet)
+  config.eval.rand_perm_cam = ""            # official kit's rand_perm_cam.mat, for "official"
+  # RegDB: AGW's default direction is visible_to_thermal; the papers report both.
+  config.eval.regdb_directions = ("visible_to_thermal", "thermal_to_visible")
+  config.eval.regdb_cmc = "standard"        # "standard" (AGW) or "deduplicated" (MCJA)
+  # LLCM: "ir_to_vis" (the reference's default); "vis_to_ir_swapped" is what its test.py
+  # reports as VIS→IR (sampled NIR queries vs all VIS); "vis_to_ir" = VIS queries.
+  config.eval.llcm_directions = ("ir_to_vis", "vis_to_ir_swapped")
+  config.eval.num_trials = 10               # SYSU/LLCM gallery draws; RegDB: one per run
   config.eval.max_rank = 20
+  # Test-time options.
   config.eval.features = ("pool", "bn")     # "bn" (after the BNNeck) is the main number
   config.eval.main_feature = "bn"
+  config.eval.flip = False                  # average with the mirrored image (CAJ); AGW: off
+  config.eval.distance = "cosine"           # "cosine" (the references) or "euclidean" (SYSU MATLAB)
+  config.eval.rerank = "none"               # "none", "k_reciprocal" (Zhong et al.) or "mser" (MCJA)
+  # Zhong et al. CVPR 2017's defaults.
+  config.eval.k_reciprocal = ml_collections.ConfigDict(dict(k1=20, k2=6, lambda_value=0.3))
+  # MCJA's MSER settings per dataset (utils/eval_data.py); MCJA has no LLCM setting, so LLCM
+  # (sampled single-shot galleries, like SYSU) uses SYSU's.
+  config.eval.mser = ml_collections.ConfigDict(dict(
+      sysu=dict(k1=40, k2=20, lambda_value=0.3, probe_neighbours_only=True),
+      regdb=dict(k1=50, k2=10, lambda_value=0.2, probe_neighbours_only=False),
+      llcm=dict(k1=40, k2=20, lambda_value=0.3, probe_neighbours_only=True),
+  ))
+  config.eval.query_block_size = 256        # rows per block of the metric and re-ranking loops
+  # Pictures (written next to results.json).
+  config.eval.ranking_queries = 8           # queries in the ranked-retrieval grid (0 = none)
+  config.eval.ranking_top_k = 10            # gallery images shown per query
   config.eval.before_training = False       # also evaluate the initial model
+  # --mode=eval restores this (a workdir, its checkpoints folder or one step's folder);
+  # empty: the newest checkpoint of --workdir.
+  config.eval.checkpoint = ""
   return config

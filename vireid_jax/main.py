@@ -22,6 +22,9 @@ flags.DEFINE_string("workdir", None, "Folder for checkpoints, summaries and resu
 flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"],
                   "train: train only; eval: evaluate the newest checkpoint in the workdir; "
                   "train_and_eval: train (resuming if possible), then evaluate.")
+flags.DEFINE_bool("override_config", False,
+                  "Continue the run in --workdir although its recorded config.json differs in "
+                  "keys that change training (the old file is kept beside it).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -29,12 +32,22 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   # Imported here so that --help answers without loading JAX and TensorFlow.
-  from vireid_jax.data import layouts
-  from vireid_jax.training import loop
+  import jax
 
+  from vireid_jax.data import layouts
+  from vireid_jax.training import checkpoint
+  from vireid_jax.training import loop
+  from vireid_jax.training import workdir_config
+
+  if FLAGS.config.train.distributed:
+    # Multi-host: coordinator address, process count and index come from the cluster
+    # environment (SLURM, Cloud TPU, or JAX_COORDINATOR_ADDRESS & co.).
+    jax.distributed.initialize()
   try:
-    loop.run(FLAGS.config, FLAGS.workdir, mode=FLAGS.mode)
-  except layouts.DatasetNotFoundError as error:
+    loop.run(FLAGS.config, FLAGS.workdir, mode=FLAGS.mode,
+             allow_config_change=FLAGS.override_config)
+  except (layouts.DatasetError, workdir_config.ConfigMismatchError,
+          checkpoint.CheckpointMismatchError, FloatingPointError) as error:
     logging.error("%s", error)
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)

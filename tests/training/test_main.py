@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -16,6 +17,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 # ResNet-18, three short epochs, two evaluation trials.
 TINY_CONFIG = textwrap.dedent("""
     from configs import synthetic
+    import ml_collections
 
     def get_config():
       config = synthetic.get_config()
@@ -35,14 +37,31 @@ TINY_CONFIG = textwrap.dedent("""
       config.optim.warmup_epochs = 1
       config.optim.milestones = (2,)
       config.eval.num_trials = 2
+    {extra}
       return config
     """)
 
+# The same experiment with the loop-testing method of `toy_method.py`.
+TOY_EXTRA = """
+  config.method = "tests.training.toy_method"
+  config.toy = ml_collections.ConfigDict(dict(nan_at_step=0))
+  config.eval.before_training = False
+"""
 
-def run_main(config_path, workdir, *extra, background=False):
+
+def write_config(folder, name, extra=""):
+  path = folder / name
+  path.write_text(TINY_CONFIG.format(root=str(folder / "raw"), tfds_dir=str(folder / "tfds"),
+                                     extra=textwrap.indent(textwrap.dedent(extra), "  ")))
+  return path
+
+
+def run_main(config_path, workdir, *extra, background=False, devices=1):
   command = [sys.executable, "-m", "vireid_jax.main", f"--config={config_path}",
              f"--workdir={workdir}", *extra]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+  if devices > 1:
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   if background:
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -53,9 +72,7 @@ def run_main(config_path, workdir, *extra, background=False):
 @pytest.fixture(scope="module")
 def tiny_experiment(tmp_path_factory):
   folder = tmp_path_factory.mktemp("experiment")
-  config_path = folder / "tiny.py"
-  config_path.write_text(TINY_CONFIG.format(root=str(folder / "raw"),
-                                            tfds_dir=str(folder / "tfds")))
+  config_path = write_config(folder, "tiny.py")
   uninterrupted = folder / "uninterrupted"
   completed = run_main(config_path, uninterrupted)
   assert completed.returncode == 0, completed.stdout + completed.stderr
@@ -79,23 +96,59 @@ def test_main_job_prints_tables_and_writes_results(tiny_experiment):
                 if name.isdigit()) == [3, 6, 9]
 
 
-def test_killed_run_resumes_to_the_same_results(tiny_experiment):
+def final_arrays(workdir, step=9):
+  """The arrays of one checkpoint as a flat {path: NumPy array}, read without a target."""
+  import orbax.checkpoint as ocp
+  restored = ocp.StandardCheckpointer().restore(
+      os.path.abspath(workdir / "checkpoints" / str(step) / "default"))
+  import jax
+  return {jax.tree_util.keystr(path): leaf
+          for path, leaf in jax.tree_util.tree_leaves_with_path(restored)}
+
+
+def test_run_killed_mid_epoch_resumes_bit_identically(tiny_experiment):
   folder, config_path, uninterrupted, _ = tiny_experiment
   workdir = folder / "killed"
-  process = run_main(config_path, workdir, background=True)
-  first_checkpoint = workdir / "checkpoints" / "3"
+  every_step = "--config.train.checkpoint_every_steps=1"
+  process = run_main(config_path, workdir, every_step, background=True)
+  # Step 4 is the middle of the second epoch (3 steps per epoch).
+  mid_epoch_checkpoint = workdir / "checkpoints" / "4"
   deadline = time.time() + 300
-  while not first_checkpoint.exists() and process.poll() is None and time.time() < deadline:
-    time.sleep(0.05)
+  while (not mid_epoch_checkpoint.exists() and process.poll() is None
+         and time.time() < deadline):
+    time.sleep(0.02)
   process.send_signal(signal.SIGKILL)
   output, _ = process.communicate()
   assert process.returncode == -signal.SIGKILL, output
   assert not (workdir / "results.json").exists()
+  steps_left = sorted(int(name) for name in os.listdir(workdir / "checkpoints")
+                      if name.isdigit())
+  assert 4 <= max(steps_left) < 9
 
-  resumed = run_main(config_path, workdir)
+  resumed = run_main(config_path, workdir, every_step)
   assert resumed.returncode == 0, resumed.stdout + resumed.stderr
   assert json.loads((workdir / "results.json").read_text()) == json.loads(
       (uninterrupted / "results.json").read_text())
+  expected, actual = final_arrays(uninterrupted), final_arrays(workdir)
+  assert expected.keys() == actual.keys() and len(expected) > 100
+  for name, value in expected.items():
+    assert value.dtype == actual[name].dtype
+    assert value.tobytes() == actual[name].tobytes(), name
+
+
+def test_interrupted_checkpoint_write_is_never_restored(tiny_experiment, tmp_path):
+  import shutil
+  from vireid_jax.training import checkpoint
+  _, _, uninterrupted, _ = tiny_experiment
+  directory = tmp_path / "checkpoints"
+  shutil.copytree(uninterrupted / "checkpoints" / "6", directory / "6")
+  # What orbax leaves when a process dies while writing step 9: the temporary folder,
+  # never renamed.
+  shutil.copytree(uninterrupted / "checkpoints" / "9",
+                  directory / "9.orbax-checkpoint-tmp-1700000000")
+  checkpointer = checkpoint.Checkpointer(str(directory))
+  assert checkpointer.latest_step() == 6 and checkpointer.all_steps() == [6]
+  checkpointer.close()
 
 
 def test_eval_mode_reproduces_the_results(tiny_experiment):
@@ -119,3 +172,103 @@ def test_sysu_config_without_the_dataset_names_the_folder(tmp_path):
   assert completed.returncode == 1
   assert str(tmp_path / "SYSU-MM01") in completed.stderr
   assert "data/README.md" in completed.stderr and "configs/synthetic.py" in completed.stderr
+
+
+def test_eval_restores_the_checkpoint_the_config_names(tiny_experiment, tmp_path):
+  _, config_path, uninterrupted, _ = tiny_experiment
+  completed = run_main(config_path, tmp_path / "evaluation", "--mode=eval",
+                       f"--config.eval.checkpoint={uninterrupted / 'checkpoints' / '6'}")
+  assert completed.returncode == 0, completed.stderr
+  assert "Trained (step 6):" in completed.stdout
+  assert json.loads((tmp_path / "evaluation" / "results.json").read_text())["step"] == 6
+
+
+def test_checkpoint_of_another_model_names_each_parameter_and_both_shapes(tiny_experiment,
+                                                                          tmp_path):
+  _, config_path, uninterrupted, _ = tiny_experiment
+  completed = run_main(config_path, tmp_path / "wider", "--mode=eval",
+                       "--config.model.width=16", f"--config.eval.checkpoint={uninterrupted}")
+  assert completed.returncode == 1
+  # ResNet-18 width 8 vs 16: the visible stem's first convolution, 7x7x3x8 vs 7x7x3x16.
+  assert "params.visible_stem.conv1.kernel: checkpoint (7, 7, 3, 8), config (7, 7, 3, 16)" in (
+      completed.stderr)
+  assert "does not match the model the config builds" in completed.stderr
+
+
+def test_workdir_with_another_training_config_is_refused_unless_overridden(tiny_experiment):
+  _, config_path, uninterrupted, _ = tiny_experiment
+  recorded = (uninterrupted / "config.json").read_text()
+  refused = run_main(config_path, uninterrupted, "--mode=train", "--config.optim.base_lr=0.5")
+  assert refused.returncode == 1
+  assert "optim.base_lr: workdir 0.1, now 0.5" in refused.stderr
+  assert "--override_config" in refused.stderr
+  assert (uninterrupted / "config.json").read_text() == recorded
+  # Keys that do not change training may differ (here: evaluation trials).
+  accepted = run_main(config_path, uninterrupted, "--mode=eval", "--config.eval.num_trials=1")
+  assert accepted.returncode == 0, accepted.stderr
+  assert (uninterrupted / "config.json").read_text() == recorded
+
+
+def test_override_keeps_the_replaced_config(tiny_experiment, tmp_path):
+  import shutil
+  _, config_path, uninterrupted, _ = tiny_experiment
+  workdir = tmp_path / "copy"
+  shutil.copytree(uninterrupted, workdir)
+  completed = run_main(config_path, workdir, "--mode=train", "--config.optim.base_lr=0.5",
+                       "--override_config")
+  assert completed.returncode == 0, completed.stderr
+  assert json.loads((workdir / "config.json").read_text())["optim"]["base_lr"] == 0.5
+  replaced = [name for name in os.listdir(workdir) if name.startswith("config.replaced-")]
+  assert len(replaced) == 1
+  assert json.loads((workdir / replaced[0]).read_text())["optim"]["base_lr"] == 0.1
+
+
+def test_trains_and_evaluates_on_eight_devices(tiny_experiment, tmp_path):
+  _, config_path, _, _ = tiny_experiment
+  completed = run_main(config_path, tmp_path / "eight", "--config.eval.before_training=False",
+                       devices=8)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert "Devices: 8 x cpu in 1 process(es)" in completed.stdout
+  results = json.loads((tmp_path / "eight" / "results.json").read_text())
+  assert results["step"] == 9
+  assert all(0.0 <= summary["mean"]["mAP"] <= 1.0 for summary in results["trained"])
+
+
+@pytest.fixture(scope="module")
+def toy_config(tiny_experiment):
+  folder = tiny_experiment[0]
+  return write_config(folder, "toy.py", TOY_EXTRA)
+
+
+def test_hooks_run_once_per_epoch_across_a_mid_epoch_resume(toy_config, tmp_path):
+  import shutil
+  workdir = tmp_path / "toy"
+  every_step = "--config.train.checkpoint_every_steps=1"
+  completed = run_main(toy_config, workdir, every_step, "--config.train.checkpoints_to_keep=9")
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  finished = final_arrays(workdir)
+  np.testing.assert_array_equal(finished["['hook_calls']"], [1, 1, 1])
+  # Forget everything after step 4 (mid second epoch), as if killed there, and resume.
+  for step in range(5, 10):
+    shutil.rmtree(workdir / "checkpoints" / str(step))
+  resumed = run_main(toy_config, workdir, every_step, "--config.train.checkpoints_to_keep=9")
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  again = final_arrays(workdir)
+  np.testing.assert_array_equal(again["['hook_calls']"], [1, 1, 1])
+  for name, value in finished.items():
+    assert value.tobytes() == again[name].tobytes(), name
+  # The hook saw real features: a different, non-zero value each epoch.
+  assert len(set(finished["['hook_feature']"].tolist())) == 3
+
+
+def test_non_finite_loss_stops_naming_step_and_terms_and_keeps_last_checkpoint(toy_config,
+                                                                               tmp_path):
+  workdir = tmp_path / "nan"
+  completed = run_main(toy_config, workdir, "--config.toy.nan_at_step=5",
+                       "--config.train.checkpoint_every_steps=1",
+                       "--config.train.checkpoints_to_keep=9")
+  assert completed.returncode == 1
+  assert "Non-finite loss at step 5: cross_entropy=nan, loss=nan" in completed.stderr
+  steps = sorted(int(name) for name in os.listdir(workdir / "checkpoints") if name.isdigit())
+  assert steps == [1, 2, 3, 4]
+  assert not (workdir / "results.json").exists()

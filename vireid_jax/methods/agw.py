@@ -71,12 +71,12 @@ def loss_fn(model: AGW, batch: dict, loss_config) -> tuple[jax.Array, dict]:
                  "accuracy": accuracy}
 
 
-def train_step(state: TrainState, batch: dict, loss_config) -> tuple[TrainState, dict]:
+def train_step(state: TrainState, batch: dict, config) -> tuple[TrainState, dict]:
   """One SGD update over the whole model; pure, so it can be jitted and sharded."""
   model = state.model(training=True)
   # nnx.grad differentiates with respect to the parameters and carries the BatchNorm
   # statistics that the forward pass updates out of the gradient's trace.
-  grads, metrics = nnx.grad(lambda model: loss_fn(model, batch, loss_config), has_aux=True)(
+  grads, metrics = nnx.grad(lambda model: loss_fn(model, batch, config.loss), has_aux=True)(
       model)
   return state.apply_gradients(grads, nnx.state(model, nnx.BatchStat)), metrics
 

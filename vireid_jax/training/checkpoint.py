@@ -1,41 +1,76 @@
-"""Orbax checkpoints of the train state under `<workdir>/checkpoints`.
+"""Orbax checkpoints of the train state under `<workdir>/checkpoints/<step>`.
 
 Orbax writes each checkpoint into a temporary folder and renames it only once complete, and
 `latest_step` lists finalised checkpoints only, so a write interrupted midway is never restored.
+Before restoring, every array's shape is compared with the config's model, so a checkpoint of
+another architecture stops with an error naming each mismatched parameter and both shapes
+instead of failing deep inside the restore.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
-from vireid_jax.training.state import TrainState
+CHECKPOINTS_FOLDER = "checkpoints"
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint's arrays do not fit the state the config builds."""
 
 
 class Checkpointer:
-  """Saves and restores `TrainState` by step number."""
+  """Saves and restores a train state (anything with `step` and `checkpoint_items()`) by step.
 
-  def __init__(self, workdir: str, *, max_to_keep: int = 3):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  Args:
+    directory: the folder holding one sub-folder per step (`<workdir>/checkpoints`).
+    max_to_keep: newest checkpoints kept; older ones are deleted after a successful save.
+  """
+
+  def __init__(self, directory: str, *, max_to_keep: int = 3):
+    self.directory = os.path.abspath(directory)
     self.manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        item_handlers=ocp.StandardCheckpointHandler())
+
+  @classmethod
+  def for_workdir(cls, workdir: str, *, max_to_keep: int = 3) -> "Checkpointer":
+    return cls(os.path.join(workdir, CHECKPOINTS_FOLDER), max_to_keep=max_to_keep)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def save(self, state: TrainState) -> None:
-    step = int(jax.device_get(state.step))
-    self.manager.save(step, args=ocp.args.StandardSave(state.checkpoint_items()))
+  def all_steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
 
-  def restore(self, state: TrainState, step: int | None = None) -> TrainState:
-    """Restores `step` (default: the newest) into a state with the same structure."""
+  def save(self, state, *, force: bool = False) -> None:
+    """Saves asynchronously; a step that is already saved is left as it is."""
+    step = int(jax.device_get(state.step))
+    if step in self.manager.all_steps():
+      return
+    self.manager.save(step, args=ocp.args.StandardSave(state.checkpoint_items()), force=force)
+
+  def restore(self, state, step: int | None = None):
+    """Restores `step` (default: the newest) into a state of the same structure.
+
+    The restored arrays take the shardings of `state`'s arrays (replicated over the mesh).
+
+    Raises:
+      FileNotFoundError: no finalised checkpoint (or not that step) in the folder.
+      CheckpointMismatchError: missing, unexpected or differently shaped arrays, each named.
+    """
     step = self.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"No checkpoint in {self.directory}.")
+    if step is None or step not in self.manager.all_steps():
+      available = ", ".join(map(str, self.all_steps())) or "none"
+      raise FileNotFoundError(f"No checkpoint for step {step} in {self.directory} "
+                              f"(finalised steps: {available}).")
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state.checkpoint_items())
+    check_shapes(self.manager.item_metadata(step), target,
+                 os.path.join(self.directory, str(step)))
     restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))
     return state.replace_checkpoint_items(restored)
 
@@ -44,3 +79,56 @@ class Checkpointer:
 
   def close(self) -> None:
     self.manager.close()
+
+
+def resolve(path: str) -> tuple[str, int | None]:
+  """`config.eval.checkpoint` → (checkpoints folder, step or None for the newest).
+
+  Accepts a workdir, its `checkpoints` folder, or one step's folder (`.../checkpoints/840`).
+  """
+  path = os.path.abspath(os.path.expanduser(path))
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"config.eval.checkpoint={path} does not exist; give a workdir, "
+                            "its checkpoints folder, or one step's folder in it.")
+  if os.path.isdir(os.path.join(path, CHECKPOINTS_FOLDER)):
+    return os.path.join(path, CHECKPOINTS_FOLDER), None
+  name = os.path.basename(path)
+  if name.isdigit() and os.path.isfile(os.path.join(path, "_CHECKPOINT_METADATA")):
+    return os.path.dirname(path), int(name)
+  return path, None
+
+
+def _path_name(path) -> str:
+  parts = []
+  for key in path:
+    for attribute in ("key", "name", "idx"):
+      if hasattr(key, attribute):
+        parts.append(str(getattr(key, attribute)))
+        break
+    else:
+      parts.append(str(key))
+  # nnx.State leaves carry a trailing "value"; it names no parameter.
+  if parts and parts[-1] == "value":
+    parts.pop()
+  return ".".join(parts)
+
+
+def _shapes(tree: Any) -> dict[str, tuple]:
+  return {_path_name(path): tuple(leaf.shape)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def check_shapes(saved_metadata: Any, target: Any, location: str) -> None:
+  """Raises CheckpointMismatchError listing every array that does not fit, with both shapes."""
+  saved, expected = _shapes(saved_metadata), _shapes(target)
+  problems = [f"  {name}: checkpoint {saved[name]}, config {expected[name]}"
+              for name in sorted(saved.keys() & expected.keys()) if saved[name] != expected[name]]
+  problems += [f"  {name}: in the config's model, not in the checkpoint"
+               for name in sorted(expected.keys() - saved.keys())]
+  problems += [f"  {name}: in the checkpoint, not in the config's model"
+               for name in sorted(saved.keys() - expected.keys())]
+  if problems:
+    raise CheckpointMismatchError(
+        f"The checkpoint {location} does not match the model the config builds "
+        f"({len(problems)} arrays):\n" + "\n".join(problems) +
+        "\nEvaluate it with the config it was trained with (the workdir's config.json).")

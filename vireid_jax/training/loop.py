@@ -1,16 +1,22 @@
-"""The training loop: epochs of jitted steps, checkpoints, summaries, then evaluation.
+"""The training loop: epochs of jitted, data-parallel steps, checkpoints, summaries, evaluation.
 
 The loop knows nothing about any method: a method module supplies `create_state`,
-`train_step` and `features` (see `vireid_jax.methods`). Every batch is a function of
-(config seed, epoch, batch index), and checkpoints carry the step, so a run restarted in the
-same workdir continues with exactly the batches an uninterrupted run would have seen.
+`train_step`, `features` and optional hooks (see `vireid_jax.methods`). Every batch is a
+function of (config seed, epoch, batch index), and checkpoints carry the step, so a run
+restarted in the same workdir continues with exactly the batches, random numbers and parameters
+an uninterrupted run would have had.
+
+Parallelism: one `jax.jit` step over a mesh of all devices (`training.parallel`); each process
+feeds only its rows of every global batch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
+from typing import Any, Callable
 
 from absl import logging
 import jax
@@ -21,24 +27,50 @@ from vireid_jax import methods
 from vireid_jax.evaluation import protocols
 from vireid_jax.evaluation import report
 from vireid_jax.training import checkpoint
+from vireid_jax.training import parallel
 from vireid_jax.training import summary
+from vireid_jax.training import workdir_config
 
 # `vireid_jax.data.pipeline.VISIBLE`, restated so this module imports without TensorFlow.
 VISIBLE = 0
 
 
-def run(config, workdir: str, *, mode: str = "train_and_eval") -> dict | None:
+@dataclasses.dataclass
+class EpochContext:
+  """What a method's `before_epoch` hook may use.
+
+  Attributes:
+    config: the experiment config.
+    train: the decoded training split (`vireid_jax.data.pipeline.SplitArrays`).
+    mesh: the device mesh.
+    features: (state, images [N, H, W, 3] uint8, modality) -> {"pool", "bn"} [N, D] NumPy,
+      computed in evaluation mode in batches over the mesh.
+  """
+
+  config: Any
+  train: Any
+  mesh: Any
+  features: Callable[..., dict]
+
+
+def run(config, workdir: str, *, mode: str = "train_and_eval",
+        allow_config_change: bool = False) -> dict | None:
   """Trains (resuming from the newest checkpoint in `workdir`) and/or evaluates.
 
   Returns:
     The evaluation results (also written to `<workdir>/results.json`), or None for `train`.
+
+  Raises:
+    workdir_config.ConfigMismatchError: `workdir` holds a run with another training config.
+    checkpoint.CheckpointMismatchError: the checkpoint does not fit the config's model.
   """
   # TensorFlow enters only here, through the data package.
   from vireid_jax.data import datasets
   from vireid_jax.data import pipeline
 
-  os.makedirs(workdir, exist_ok=True)
+  workdir_config.check_or_record(config, workdir, allow_change=allow_config_change)
   train_split, test_split = datasets.load(config.data)
+  mesh = parallel.make_mesh()
   method = methods.get(config.method)
   num_classes = int(train_split.labels.max()) + 1
   reference_steps = pipeline.steps_per_epoch(train_split, config.data.ids_per_batch,
@@ -49,94 +81,171 @@ def run(config, workdir: str, *, mode: str = "train_and_eval") -> dict | None:
   if steps_per_epoch > reference_steps:
     raise ValueError(f"config.train.steps_per_epoch={steps_per_epoch} exceeds the sampler's "
                      f"{reference_steps} batches per epoch.")
-  initial_state = method.create_state(config, num_classes, steps_per_epoch)
-  checkpointer = checkpoint.Checkpointer(workdir, max_to_keep=config.train.checkpoints_to_keep)
-  state = initial_state
-  if checkpointer.latest_step() is not None:
-    state = checkpointer.restore(initial_state)
-    logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
-  elif mode == "eval":
-    raise FileNotFoundError(f"--mode=eval needs a checkpoint, and {checkpointer.directory} "
-                            "holds none; train first or point --workdir at a trained run.")
+  parallel.check_divisible(config.data.eval_batch_size, mesh, "config.data.eval_batch_size")
+  print(f"Devices: {mesh.size} x {jax.devices()[0].platform} in {jax.process_count()} "
+        "process(es)", flush=True)
+  make_state = lambda: parallel.replicate(
+      method.create_state(config, num_classes, steps_per_epoch), mesh)
+  state = make_state()
+  features = functools.partial(extract_features, features_fn=jit_features(method, mesh),
+                               mesh=mesh, batch_size=config.data.eval_batch_size,
+                               eval_batches=pipeline.eval_batches)
 
-  try:
-    if mode in ("train", "train_and_eval"):
-      state = train(config, workdir, method, state, steps_per_epoch, checkpointer,
+  if mode == "eval":
+    state = restore_for_evaluation(config, workdir, state)
+  else:
+    checkpointer = checkpoint.Checkpointer.for_workdir(
+        workdir, max_to_keep=config.train.checkpoints_to_keep)
+    try:
+      if checkpointer.latest_step() is not None:
+        state = checkpointer.restore(state)
+        logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
+      state = train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh,
                     make_dataset=functools.partial(
                         pipeline.agw_train_dataset, train_split,
                         ids_per_batch=config.data.ids_per_batch,
                         images_per_id=config.data.images_per_id, pad=config.data.pad,
-                        seed=config.seed))
-  finally:
-    checkpointer.wait()
-    checkpointer.close()
+                        seed=config.seed),
+                    context=EpochContext(config=config, train=train_split, mesh=mesh,
+                                         features=features))
+    finally:
+      checkpointer.wait()
+      checkpointer.close()
   if mode == "train":
     return None
 
-  evaluate_fn = functools.partial(evaluate, method=method, test=test_split,
-                                  eval_config=config.eval,
-                                  batch_size=config.data.eval_batch_size,
-                                  eval_batches=pipeline.eval_batches)
+  evaluate_fn = functools.partial(evaluate, features=features, test=test_split,
+                                  eval_config=config.eval)
   results = {"step": int(jax.device_get(state.step)), "main_feature": config.eval.main_feature}
   if config.eval.before_training:
     # The initial state is a pure function of the config (so a resumed run reports the same);
     # it is rebuilt because training donated the first one's buffers.
-    results["before_training"] = evaluate_fn(
-        method.create_state(config, num_classes, steps_per_epoch))
+    results["before_training"] = evaluate_fn(make_state())
     print("Before training (step 0):\n" + report.format_results_table(
         results["before_training"]), flush=True)
   results["trained"] = evaluate_fn(state)
   print(f"Trained (step {results['step']}):\n" + report.format_results_table(
       results["trained"]), flush=True)
-  path = os.path.join(workdir, "results.json")
-  report.write_results_json(path, results)
-  logging.info("Wrote %s", path)
+  if jax.process_index() == 0:
+    path = os.path.join(workdir, "results.json")
+    report.write_results_json(path, results)
+    logging.info("Wrote %s", path)
   return results
 
 
-def train(config, workdir, method, state, steps_per_epoch, checkpointer, *,
-          make_dataset):
-  """Runs the remaining steps of `config.train.num_epochs` epochs; saves after every epoch."""
+def restore_for_evaluation(config, workdir: str, state):
+  """The checkpoint `config.eval.checkpoint` names, or else the newest one in `workdir`."""
+  if config.eval.checkpoint:
+    directory, step = checkpoint.resolve(config.eval.checkpoint)
+  else:
+    directory, step = os.path.join(workdir, checkpoint.CHECKPOINTS_FOLDER), None
+  checkpointer = checkpoint.Checkpointer(directory)
+  try:
+    if step is None and checkpointer.latest_step() is None:
+      raise FileNotFoundError(f"--mode=eval needs a checkpoint, and {directory} holds none; "
+                              "train first, point --workdir at a trained run, or set "
+                              "config.eval.checkpoint.")
+    state = checkpointer.restore(state, step)
+  finally:
+    checkpointer.close()
+  logging.info("Evaluating step %d from %s", int(jax.device_get(state.step)), directory)
+  return state
+
+
+def jit_train_step(method, config, mesh):
+  """The method's step, jitted over the mesh: state replicated, batch split by rows."""
+  return jax.jit(functools.partial(method.train_step, config=config),
+                 in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
+                 out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+                 donate_argnums=0)
+
+
+def jit_features(method, mesh):
+  return jax.jit(method.features, static_argnums=2,
+                 in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
+                 out_shardings=parallel.replicated(mesh))
+
+
+def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *,
+          make_dataset, context):
+  """Runs the remaining steps of `config.train.num_epochs` epochs.
+
+  Saves after every epoch (and every `config.train.checkpoint_every_steps`), only once the
+  losses up to that step are known to be finite.
+  """
   total_steps = config.train.num_epochs * steps_per_epoch
   step = int(jax.device_get(state.step))
-  train_step = jax.jit(functools.partial(method.train_step, loss_config=config.loss),
-                       donate_argnums=0)
+  train_step = jit_train_step(method, config, mesh)
   writer = summary.Writer(os.path.join(workdir, "tensorboard"))
   log_every = max(1, config.train.log_every_steps)
+  checkpoint_every = config.train.checkpoint_every_steps
+  guard = FiniteLossGuard()
   with tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
-                 dynamic_ncols=True) as progress:
+                 dynamic_ncols=True, disable=jax.process_index() != 0) as progress:
     while step < total_steps:
       epoch, start_batch = divmod(step, steps_per_epoch)
+      if start_batch == 0 and hasattr(method, "before_epoch"):
+        # Runs once per epoch, before its first step: a run resumed mid-epoch restores the
+        # state the hook produced from the checkpoint instead of running it again.
+        state = parallel.replicate(method.before_epoch(state, epoch=epoch, context=context),
+                                   mesh)
       dataset = make_dataset(epoch=epoch, start_batch=start_batch)
       epoch_start = time.time()
       for batch in dataset.take(steps_per_epoch - start_batch).as_numpy_iterator():
-        state, metrics = train_step(state, batch)
+        local_batch = {name: value[parallel.process_batch_slice(len(value))]
+                       for name, value in batch.items()}
+        state, metrics = train_step(state, parallel.global_batch(local_batch, mesh))
         step += 1
         progress.update(1)
-        if step % log_every == 0 or step % steps_per_epoch == 0:
-          metrics = check_finite(jax.device_get(metrics), step)
+        # Checking the previous step's losses keeps one step in flight on the device.
+        guard.check_previous()
+        guard.push(step, metrics)
+        at_epoch_end = step % steps_per_epoch == 0
+        if step % log_every == 0 or at_epoch_end:
+          metrics = guard.check_previous()
           writer.scalars(step, {f"train/{name}": value for name, value in metrics.items()})
-          progress.set_postfix(epoch=epoch, loss=f"{metrics['loss']:.3f}",
-                               acc=f"{metrics['accuracy']:.2f}")
+          progress.set_postfix(epoch=epoch, loss=f"{metrics['loss']:.3f}")
+        if at_epoch_end or (checkpoint_every > 0 and step % checkpoint_every == 0):
+          guard.check_previous()
+          checkpointer.save(state)
       writer.scalars(step, {"train/epoch_seconds": time.time() - epoch_start})
-      checkpointer.save(state)
   writer.close()
   return state
 
 
+class FiniteLossGuard:
+  """Stops training at the first non-finite loss, naming the step and every loss term."""
+
+  def __init__(self):
+    self._pending = None
+    self._last = {}
+
+  def push(self, step: int, metrics) -> None:
+    self._pending = (step, metrics)
+
+  def check_previous(self) -> dict:
+    """Checks the pushed step's metrics (waiting for it) and returns them as floats."""
+    if self._pending is not None:
+      step, metrics = self._pending
+      self._pending = None
+      self._last = check_finite(jax.device_get(metrics), step)
+    return self._last
+
+
 def check_finite(metrics: dict, step: int) -> dict:
-  """Stops training on a non-finite loss, naming the step and every loss term."""
+  """Raises FloatingPointError on a non-finite metric, naming the step and every loss term."""
   metrics = {name: float(value) for name, value in metrics.items()}
   if not all(np.isfinite(value) for value in metrics.values()):
     terms = ", ".join(f"{name}={value}" for name, value in metrics.items())
-    raise FloatingPointError(f"Non-finite loss at step {step}: {terms}. The last good "
-                             "checkpoint is kept; lower the learning rate or check the data.")
+    raise FloatingPointError(f"Non-finite loss at step {step}: {terms}. Training stopped; the "
+                             "last good checkpoint is kept. Lower the learning rate or check "
+                             "the data.")
   return metrics
 
 
-def extract_features(state, features_fn, images: np.ndarray, modality: str, batch_size: int,
-                     eval_batches) -> dict[str, np.ndarray]:
-  """Features of `images` [N, H, W, 3] uint8, computed in fixed-size batches.
+def extract_features(state, images: np.ndarray, modality: str, *, features_fn, mesh,
+                     batch_size: int, eval_batches) -> dict[str, np.ndarray]:
+  """Features of `images` [N, H, W, 3] uint8, computed in fixed-size batches over the mesh.
 
   The last batch is zero-padded to `batch_size` so one compiled program serves all batches.
   """
@@ -146,23 +255,21 @@ def extract_features(state, features_fn, images: np.ndarray, modality: str, batc
     if count < batch_size:
       batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]),
                                               batch.dtype)])
-    for name, value in jax.device_get(features_fn(state, batch, modality)).items():
+    result = features_fn(state, parallel.replicated_batch(batch, mesh), modality)
+    for name, value in jax.device_get(result).items():
       outputs.setdefault(name, []).append(np.asarray(value[:count]))
   return {name: np.concatenate(values) for name, values in outputs.items()}
 
 
-def evaluate(state, *, method, test, eval_config, batch_size, eval_batches) -> list[dict]:
+def evaluate(state, *, features, test, eval_config) -> list[dict]:
   """SYSU-MM01 protocol (spec §7.3) on the test split: one summary per configured feature."""
   if eval_config.protocol != "sysu":
     raise ValueError(f"config.eval.protocol={eval_config.protocol!r}: only 'sysu' so far.")
-  features_fn = jax.jit(method.features, static_argnames="modality")
   query_indices = protocols.sysu_query_indices(test.person_ids, test.cameras,
                                                test.relative_paths)
   candidate_indices = np.flatnonzero(test.modalities == VISIBLE)
-  query_features = extract_features(state, features_fn, test.images[query_indices],
-                                    "infrared", batch_size, eval_batches)
-  candidate_features = extract_features(state, features_fn, test.images[candidate_indices],
-                                        "visible", batch_size, eval_batches)
+  query_features = features(state, test.images[query_indices], "infrared")
+  candidate_features = features(state, test.images[candidate_indices], "visible")
   summaries = []
   for feature in eval_config.features:
     outcome = protocols.evaluate_sysu(
