@@ -1,5 +1,6 @@
 """SYSU-MM01 builder round trip (raw layout → TFRecords → arrays) and the tf.data pipelines."""
 
+import json
 import os
 
 import ml_collections
@@ -43,6 +44,16 @@ def test_round_trip_keeps_every_record_and_its_metadata(tiny_sysu):
         pipeline.VISIBLE if r.modality == "visible" else pipeline.INFRARED for r in records]
   assert train.images.shape == (len(train), HEIGHT, WIDTH, 3)
   assert train.images.dtype == np.uint8
+
+
+def test_round_trip_has_the_planned_counts_per_split_and_camera(tiny_sysu):
+  root, _, train, test = tiny_sysu
+  planned = json.loads((root / synthetic.INFO_FILE_NAME).read_text())["expected_counts"]
+  assert datasets.count_arrays(train) == planned["train"]
+  assert datasets.count_arrays(test) == planned["test"]
+  # Train = train + val ids (6 + 2), test = 4 ids; the single-modality id is in neither.
+  assert (planned["train"]["ids"], planned["test"]["ids"]) == (8, 4)
+  assert set(planned["train"]["cameras"]["infrared"]) <= {"3", "6"}
 
 
 def test_images_are_lanczos_resized_losslessly(tiny_sysu):

@@ -260,3 +260,21 @@ def test_real_split_test_records_match_spec_counts(real_split, tmp_path):
   assert sorted(seen_by({1})) == real_split["test_indoor"]
   assert seen_by({1, 4, 5}) == test_ids
   assert seen_by(set(layouts.SYSU_INFRARED_CAMERAS)) == test_ids
+
+
+def test_count_split_counts_ids_images_and_cameras():
+  counts = layouts.count_split([5, 5, 7, 9], [1, 3, 10, 3],
+                               ["visible", "infrared", "infrared", "infrared"])
+  assert counts == {"ids": 3, "images": {"visible": 1, "infrared": 3},
+                    "cameras": {"visible": {"1": 1}, "infrared": {"3": 2, "10": 1}}}
+  assert layouts.count_split([], [], []) == {
+    "ids": 0, "images": {"visible": 0, "infrared": 0},
+    "cameras": {"visible": {}, "infrared": {}}}
+
+
+def test_errors_are_dataset_errors_of_the_builtin_kinds():
+  # main.py and users can catch one class; FileNotFoundError / ValueError handlers still work.
+  assert issubclass(layouts.DatasetNotFoundError, layouts.DatasetError)
+  assert issubclass(layouts.DatasetNotFoundError, FileNotFoundError)
+  assert issubclass(layouts.DatasetIntegrityError, layouts.DatasetError)
+  assert issubclass(layouts.DatasetIntegrityError, ValueError)

@@ -269,18 +269,60 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
   assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_writes_dataset_and_rejects_other_layouts(tmp_path, capsys):
+def test_cli_writes_each_layout_and_rejects_options_of_another(tmp_path, capsys):
   out = tmp_path / "cli"
   assert synthetic.main(["--out", str(out), "--layout", "sysu", "--seed", "2",
                          "--num-train-ids", "2", "--num-val-ids", "1", "--num-test-ids", "1",
                          "--num-single-modality-ids", "0", "--images-per-camera", "1", "1",
                          "--image-height", "32", "--image-width", "16"]) == 0
   assert layouts.read_sysu_splits(out) == {"train": [1, 3], "val": [4], "test": [2]}
-  assert synthetic.main(["--out", str(tmp_path / "regdb"), "--layout", "regdb"]) == 2
-  assert "'regdb'" in capsys.readouterr().err
-  assert not (tmp_path / "regdb").exists()
-  with pytest.raises(ValueError, match="available: sysu"):
-    synthetic.generate("llcm", tmp_path / "llcm")
+  assert synthetic.main(["--out", str(tmp_path / "regdb"), "--layout", "regdb", "--num-ids",
+                         "4", "--images-per-id", "1", "--image-height", "32",
+                         "--image-width", "16"]) == 0
+  visible, thermal = layouts.regdb_train_records(tmp_path / "regdb", 10)
+  assert (len(visible), len(thermal)) == (2, 2)
+  # An option of another layout is refused by name, and nothing is written.
+  assert synthetic.main(["--out", str(tmp_path / "bad"), "--layout", "llcm",
+                         "--num-val-ids", "3"]) == 2
+  assert "num_val_ids do not apply to the 'llcm' layout" in capsys.readouterr().err
+  assert synthetic.main(["--out", str(tmp_path / "bad"), "--layout", "market1501"]) == 2
+  assert "available: llcm, regdb, sysu" in capsys.readouterr().err
+  assert not (tmp_path / "bad").exists()
+
+
+def test_manifest_counts_match_the_files(dataset):
+  """The generator's planned counts (what integrity checks use) are what the layout holds."""
+  info = json.loads((dataset / synthetic.INFO_FILE_NAME).read_text())
+  visible, infrared = layouts.sysu_train_records(dataset)
+  assert info["expected_counts"] == {
+    "train": layouts.count_records(visible + infrared),
+    "test": layouts.count_records(layouts.sysu_test_records(dataset))}
+  assert info["num_images"] == sum(
+    sum(split["images"].values()) for split in info["expected_counts"].values()) + sum(
+    1 for _ in dataset.glob("cam*/001[34]/*.jpg"))  # single-modality ids are in no split
+
+
+@pytest.mark.parametrize("layout", ["regdb", "llcm"])
+def test_other_layouts_same_seed_same_bytes_and_interrupted_leaves_nothing(
+    tmp_path, monkeypatch, layout):
+  options = dict(seed=3, image_height=32, image_width=16)
+  options.update(dict(num_ids=4, images_per_id=1) if layout == "regdb" else
+                 dict(num_train_ids=2, num_test_ids=1, images_per_camera=(1, 1)))
+  first = synthetic.generate(layout, tmp_path / "first", **options)
+  assert folder_bytes(synthetic.generate(layout, tmp_path / "again", **options)) == (
+    folder_bytes(first))
+  calls = []
+
+  def failing_render(*args, **kwargs):
+    calls.append(1)
+    if len(calls) > 2:
+      raise KeyboardInterrupt
+    return np.zeros((32, 16, 3), np.uint8)
+
+  monkeypatch.setattr(synthetic, "render_image", failing_render)
+  with pytest.raises(KeyboardInterrupt):
+    synthetic.generate(layout, tmp_path / "broken", **options)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "first"]
 
 
 @pytest.mark.parametrize("options, message", [

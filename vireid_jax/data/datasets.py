@@ -1,8 +1,14 @@
 """From a config to decoded splits: find (or generate) the raw folder, build TFRecords, load.
 
-`config.data` fields used: `dataset` ("sysu"), `root` (raw folder), `tfds_dir` (where the
-TFRecords go), `image_height`, `image_width`, and `synthetic` (a dict of generator options, or
-empty for a real dataset).
+`config.data` fields used:
+* `dataset`: "sysu", "regdb" or "llcm";
+* `root`: the raw folder in the dataset's layout (data/README.md);
+* `tfds_dir`: where the TFRecords go;
+* `image_height`, `image_width`: the stored (pre-resized) image size;
+* `trial`: RegDB only, which of its ten train/test splits (1..10);
+* `check_counts`: compare the images with the dataset's known counts (default True);
+* `synthetic`: generator options for the dataset's layout (`vireid_jax.data.synthetic`), or
+  empty for a real dataset.
 """
 
 from __future__ import annotations
@@ -16,11 +22,26 @@ import tensorflow_datasets as tfds
 from vireid_jax.data import layouts
 from vireid_jax.data import pipeline
 from vireid_jax.data import synthetic
+from vireid_jax.data.builders import common
+from vireid_jax.data.builders import integrity
+from vireid_jax.data.builders import llcm
+from vireid_jax.data.builders import regdb
 from vireid_jax.data.builders import sysu_mm01
+
+_BUILDERS = {"sysu": sysu_mm01.SysuMm01, "regdb": regdb.RegDB, "llcm": llcm.LLCM}
+_ROOT_CHECKS = {"sysu": layouts.check_sysu_root, "regdb": layouts.check_regdb_root,
+                "llcm": layouts.check_llcm_root}
 
 
 def _resolve(path: str) -> str:
   return os.path.abspath(os.path.expanduser(path))
+
+
+def _dataset(data_config) -> str:
+  if data_config.dataset not in _BUILDERS:
+    raise ValueError(f"config.data.dataset={data_config.dataset!r}: expected one of "
+                     f"{', '.join(sorted(_BUILDERS))}.")
+  return data_config.dataset
 
 
 def ensure_raw_dataset(data_config) -> str:
@@ -28,31 +49,34 @@ def ensure_raw_dataset(data_config) -> str:
 
   Raises:
     layouts.DatasetNotFoundError: a real dataset's folder is missing or incomplete; the message
-      names the folder and points to data/README.md and configs/synthetic.py.
+      names the folder and points to data/README.md and the synthetic config.
+    ValueError: an unknown dataset, or a synthetic folder generated with other options.
   """
+  dataset = _dataset(data_config)
   root = _resolve(data_config.root)
-  if data_config.dataset != "sysu":
-    raise ValueError(f"config.data.dataset={data_config.dataset!r}: only 'sysu' is available "
-                     "so far.")
   if data_config.get("synthetic"):
     options = data_config.synthetic.to_dict()
     if os.path.isdir(root):
-      check_synthetic_options(root, options)
+      check_synthetic_options(root, options, layout=dataset)
     else:
-      logging.info("Generating the synthetic SYSU-MM01-layout dataset in %s", root)
-      synthetic.generate_sysu(root, **options)
-  layouts.check_sysu_root(root)
+      logging.info("Generating the synthetic %s-layout dataset in %s", dataset, root)
+      synthetic.generate(dataset, root, **options)
+  _ROOT_CHECKS[dataset](root)
   return root
 
 
-def check_synthetic_options(root: str, options: dict) -> None:
-  """Refuses to reuse a synthetic dataset generated with other options than the config's."""
+def check_synthetic_options(root: str, options: dict, layout: str = "sysu") -> None:
+  """Refuses to reuse a synthetic dataset generated in another layout or with other options."""
   info_path = os.path.join(root, synthetic.INFO_FILE_NAME)
   if not os.path.isfile(info_path):
     raise ValueError(f"{root} exists but holds no {synthetic.INFO_FILE_NAME}, so it was not "
                      "written by the synthetic generator; point config.data.root elsewhere.")
   with open(info_path, encoding="utf-8") as info_file:
     info = json.load(info_file)
+  if info.get("layout") != layout:
+    raise ValueError(f"The synthetic dataset in {root} is in the {info.get('layout')!r} layout, "
+                     f"but config.data.dataset={layout!r}; set config.data.root to another "
+                     "folder.")
   differences = {key: (info.get(key), value) for key, value in options.items()
                  if info.get(key) != (list(value) if isinstance(value, tuple) else value)}
   if differences:
@@ -63,18 +87,53 @@ def check_synthetic_options(root: str, options: dict) -> None:
                      "it, or set config.data.root to another folder.")
 
 
+def builder_config(data_config) -> common.ImageSizeConfig:
+  """The TFDS builder config of `data_config`: image size (and RegDB trial)."""
+  dataset = _dataset(data_config)
+  check_counts = bool(data_config.get("check_counts", True))
+  if dataset == "regdb":
+    return regdb.config_for(data_config.get("trial", 1), data_config.image_height,
+                            data_config.image_width, check_counts)
+  return common.config_for_size(data_config.image_height, data_config.image_width, check_counts)
+
+
 def build(data_config) -> tfds.core.DatasetBuilder:
-  """Builds the TFRecords (once; TFDS writes to a temporary folder and renames when complete)."""
+  """Builds the TFRecords (once; TFDS writes to a temporary folder and renames when complete).
+
+  Raises:
+    layouts.DatasetNotFoundError, layouts.DatasetIntegrityError: the raw folder is missing,
+      incomplete, malformed, holds an undecodable image or has other counts than expected; the
+      message names the path and what was expected.
+  """
+  config = builder_config(data_config)  # validates the dataset name and trial first
   root = ensure_raw_dataset(data_config)
-  builder = sysu_mm01.SysuMm01(
-      config=sysu_mm01.config_for_size(data_config.image_height, data_config.image_width),
-      data_dir=_resolve(data_config.tfds_dir))
+  builder = _BUILDERS[data_config.dataset](config=config,
+                                           data_dir=_resolve(data_config.tfds_dir))
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=root))
   return builder
 
 
 def load(data_config) -> tuple[pipeline.SplitArrays, pipeline.SplitArrays]:
-  """(train, test) splits of the configured dataset, decoded into memory."""
+  """(train, test) splits of the configured dataset, decoded into memory.
+
+  For RegDB both are those of trial `config.data.trial`; every test split holds both
+  modalities. The decoded splits are counted again against the dataset's known counts, which
+  catches TFRecords built from another raw folder than the configured one.
+  """
   builder = build(data_config)
-  return pipeline.load_split(builder, "train"), pipeline.load_split(builder, "test")
+  train, test = pipeline.load_split(builder, "train"), pipeline.load_split(builder, "test")
+  if data_config.get("check_counts", True):
+    integrity.check_counts(
+        data_config.dataset, _resolve(data_config.root),
+        {"train": count_arrays(train), "test": count_arrays(test)},
+        what=f"TFRecords in {builder.data_dir}",
+        hint=f"They were built from other raw data: delete {builder.data_dir} and run again to "
+             "rebuild them.")
+  return train, test
+
+
+def count_arrays(split: pipeline.SplitArrays) -> dict:
+  """`layouts.count_split` of a decoded split."""
+  return layouts.count_split(split.person_ids, split.cameras,
+                             [layouts.MODALITIES[m] for m in split.modalities])

@@ -1,9 +1,21 @@
 """A procedurally rendered RGB-IR person re-identification dataset, in a real dataset's layout.
 
-The dataset is written in exactly SYSU-MM01's raw on-disk layout (`vireid_jax.data.layouts`):
-`cam1..cam6/<person_id:04d>/<k:04d>.jpg` and `exp/{train,val,test}_id.txt`, so the loader,
-builder and evaluation protocols that serve the real data serve it unchanged. It needs no
-download and is small enough to train and evaluate a narrow ResNet on a laptop CPU.
+The dataset is written in exactly the raw on-disk layout of a real dataset
+(`vireid_jax.data.layouts`, data/README.md), so the loader, builder and evaluation protocols
+that serve the real data serve it unchanged:
+
+* "sysu" (`generate_sysu`): SYSU-MM01's `cam1..cam6/<person_id:04d>/<k:04d>.jpg` and
+  `exp/{train,val,test}_id.txt`; six cameras, four RGB and two NIR.
+* "regdb" (`generate_regdb`): RegDB's `Visible/`, `Thermal/` (co-registered pairs, BMP) and the
+  index files of ten random train/test splits, `idx/{train,test}_{visible,thermal}_{t}.txt`.
+* "llcm" (`generate_llcm`): LLCM's nine cameras that film in both modalities, low-light visible
+  images; training images listed by `idx/train_{vis,nir}.txt`, test images in
+  `test_{vis,nir}/cam<k>/<person_id:04d>/`, test ids in `idx/test_id.txt`.
+
+It needs no download and is small enough to train and evaluate a narrow ResNet on a laptop CPU.
+Each generator writes a manifest (`synthetic.json`) with its options and the counts the dataset
+has (ids, images per modality and camera, per split), which the builders' integrity check
+holds the folder to, as it holds a real download to the published counts.
 
 Rendering model
 ---------------
@@ -21,7 +33,9 @@ emblem is only seen from the front), a walking phase, scale and position jitter,
 camera's background panorama (cams 1-3 share an indoor family of rooms, cams 4-6 are outdoor;
 cam3 films cam2's room, as in SYSU-MM01) with random clutter, and the camera's illumination.
 Crops are drawn at 2x and box-downsampled (antialiasing); their native size varies per camera
-and per image, as real detector crops do.
+and per image, as real detector crops do. A `CameraView` describes each camera of a layout
+(`SYSU_VIEWS`, `REGDB_VIEWS`: one visible/thermal pair filming the same crop, `LLCM_VIEWS`:
+nine cameras, each with a low-light visible and an NIR view of one scene).
 
 The modality gap
 ----------------
@@ -38,26 +52,32 @@ luminance; the default 0 keeps them independent.)
 
 Determinism: every random quantity comes from a `numpy.random.Generator` seeded from
 (seed, stream, person_id, camera, image number), so the same seed gives byte-identical files,
-and adding identities does not change the images of the others. Files are written into a
-temporary sibling folder that is renamed when complete.
+and adding identities does not change the images of the others. Each layout adds its own offset
+to the seed, so two layouts never share identities or scenes (no leak between the datasets of
+a cross-dataset experiment); SYSU-MM01's offset is 0. Files are written into a temporary
+sibling folder that is renamed when complete.
 
 Usage::
 
   python -m vireid_jax.data.synthetic --out data/synthetic_sysu --layout sysu --seed 0
+  python -m vireid_jax.data.synthetic --out data/synthetic_regdb --layout regdb --num-ids 96
+  python -m vireid_jax.data.synthetic --out data/synthetic_llcm --layout llcm
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
+import inspect
 import json
 import math
 import os
 import pathlib
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -82,6 +102,7 @@ _IMAGE_STREAM = 4
 # differ between cameras (distance, lens, resolution).
 _CAMERA_SIZE_FACTORS = {1: (1.0, 1.0), 2: (0.92, 1.06), 3: (1.08, 0.95),
                         4: (1.12, 0.94), 5: (0.96, 1.04), 6: (1.04, 1.0)}
+# Every camera of every layout stays within these, so one panorama size serves all of them.
 _MAX_SIZE_FACTORS = tuple(max(f[i] for f in _CAMERA_SIZE_FACTORS.values()) for i in (0, 1))
 # cam3 films the room of cam2 (the reason for the protocol's cam3/cam2 rule).
 _SCENE_OF_CAMERA = {1: 1, 2: 2, 3: 2, 4: 4, 5: 5, 6: 6}
@@ -161,6 +182,45 @@ def _period_index(garment: Garment) -> int:
 
 def _rng(seed: int, stream: int, *keys: int) -> np.random.Generator:
   return np.random.default_rng([seed, stream, *keys])
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraView:
+  """How one camera (in one modality) of a layout renders its images.
+
+  Attributes:
+    key: the camera's random-stream key: its images, viewpoints and response are drawn from
+      streams keyed by it, so two views with the same key (RegDB's co-registered visible and
+      thermal cameras) render the same crop and pose, each in its own modality.
+    modality: "visible" or "infrared".
+    scene: the background panorama; cameras filming the same place share it.
+    indoor: whether that scene is a room (else a street).
+    size_factors: native crop (height, width) relative to the nominal size, within
+      `_MAX_SIZE_FACTORS`.
+    light: scales a visible camera's exposure (LLCM's low-light scenes are darker).
+    visible_noise: standard deviation of a visible camera's sensor noise, in [0, 1] units.
+  """
+
+  key: int
+  modality: str
+  scene: int
+  indoor: bool
+  size_factors: tuple[float, float]
+  light: float = 1.0
+  visible_noise: float = 0.008
+
+  def __post_init__(self):
+    if not all(f <= m for f, m in zip(self.size_factors, _MAX_SIZE_FACTORS)):
+      raise ValueError(f"size_factors {self.size_factors} exceed {_MAX_SIZE_FACTORS}.")
+
+
+# SYSU-MM01's six cameras: the stream key is the camera number.
+SYSU_VIEWS = {
+  camera: CameraView(key=camera, modality=layouts.sysu_camera_modality(camera),
+                     scene=_SCENE_OF_CAMERA[camera],
+                     indoor=camera in layouts.SYSU_INDOOR_CAMERAS,
+                     size_factors=_CAMERA_SIZE_FACTORS[camera])
+  for camera in layouts.SYSU_CAMERAS}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,34 +498,41 @@ class _CameraScene:
   colour_cast: np.ndarray  # [3]
 
 
-@functools.lru_cache(maxsize=12)
-def _camera_scene(seed: int, camera: int, max_height: int, max_width: int) -> _CameraScene:
-  """The background panorama of a camera, large enough to crop any of its (2x) canvases."""
-  scene_index = _SCENE_OF_CAMERA[camera]
+@functools.lru_cache(maxsize=10)
+def _scene_panorama(seed: int, scene_index: int, indoor: bool, max_height: int,
+                    max_width: int) -> tuple[np.ndarray, np.ndarray]:
+  """A scene's background panorama, large enough to crop any of its cameras' (2x) canvases.
+
+  Returns:
+    (rgb [Hp, Wp, 3], nir [Hp, Wp]) float32 in [0, 1], contrast halved around the mean.
+  """
   rng = _rng(seed, _SCENE_STREAM, scene_index)
   height, width = int(max_height * 1.6), int(max_width * 6)
   rgb_image = Image.new("RGB", (width, height))
   nir_image = Image.new("L", (width, height))
   rgb_draw, nir_draw = ImageDraw.Draw(rgb_image), ImageDraw.Draw(nir_image)
-  indoor = camera in layouts.SYSU_INDOOR_CAMERAS
   if indoor:
     _indoor_scene(rng, rgb_draw, nir_draw, height, width)
   else:
     _outdoor_scene(rng, rgb_draw, nir_draw, height, width)
-  # The camera's own response, from a stream of the camera (cam2 and cam3 share the room only).
-  camera_rng = _rng(seed, _SCENE_STREAM, 100 + camera)
-  gain = float(camera_rng.uniform(0.85, 1.15))
-  # Indoor lighting is warm, outdoor daylight cool.
-  base_cast = np.array([1.06, 1.0, 0.9]) if indoor else np.array([0.95, 1.0, 1.07])
-  colour_cast = base_cast * camera_rng.uniform(0.94, 1.06, 3)
   # Halve the scene's contrast around its mean: the background is out of focus and hazier than
   # the person the detector centred on, and should not dominate the crop.
   rgb = np.asarray(rgb_image, np.float32) / 255.0
   nir = np.asarray(nir_image, np.float32) / 255.0
-  rgb = 0.5 * (rgb + rgb.mean(axis=(0, 1)))
-  nir = 0.5 * (nir + nir.mean())
-  return _CameraScene(rgb=rgb, nir=nir,
-                      indoor=indoor, gain=gain, colour_cast=colour_cast.astype(np.float32))
+  return 0.5 * (rgb + rgb.mean(axis=(0, 1))), 0.5 * (nir + nir.mean())
+
+
+def _camera_scene(seed: int, view: CameraView, max_height: int, max_width: int) -> _CameraScene:
+  """The background panorama of a camera and the camera's response."""
+  rgb, nir = _scene_panorama(seed, view.scene, view.indoor, max_height, max_width)
+  # The camera's own response, from a stream of the camera (cam2 and cam3 share the room only).
+  camera_rng = _rng(seed, _SCENE_STREAM, 100 + view.key)
+  gain = float(camera_rng.uniform(0.85, 1.15))
+  # Indoor lighting is warm, outdoor daylight cool.
+  base_cast = np.array([1.06, 1.0, 0.9]) if view.indoor else np.array([0.95, 1.0, 1.07])
+  colour_cast = base_cast * camera_rng.uniform(0.94, 1.06, 3)
+  return _CameraScene(rgb=rgb, nir=nir, indoor=view.indoor, gain=gain,
+                      colour_cast=colour_cast.astype(np.float32))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -755,49 +822,51 @@ def _material_table(person: PersonAttributes, clutter: Sequence[Material],
   return table
 
 
-def _crop_size(camera: int, image_height: int, image_width: int,
+def _crop_size(view: CameraView, image_height: int, image_width: int,
                rng: np.random.Generator) -> tuple[int, int]:
   """Native (height, width) of one crop: per-camera size, jittered per image."""
-  height_factor, width_factor = _CAMERA_SIZE_FACTORS[camera]
+  height_factor, width_factor = view.size_factors
   height = image_height * height_factor * rng.uniform(0.93, 1.07)
   width = image_width * width_factor * rng.uniform(0.93, 1.07)
   return max(16, int(round(height))), max(8, int(round(width)))
 
 
-def render_image(person: PersonAttributes, camera: int, image_number: int, *, seed: int,
-                 image_height: int, image_width: int) -> np.ndarray:
-  """Renders image `image_number` (1-based) of `person` in SYSU camera `camera`.
+def render_image(person: PersonAttributes, camera: int | CameraView, image_number: int, *,
+                 seed: int, image_height: int, image_width: int) -> np.ndarray:
+  """Renders image `image_number` (1-based) of `person` in camera `camera`.
 
   Random draws do not depend on material values, so changing a person's RGB colours leaves its
   infrared images unchanged and vice versa.
 
   Args:
     person: the pedestrian.
-    camera: SYSU camera 1..6 (modality, scene and crop size follow from it).
-    image_number: k of the file `<k:04d>.jpg`.
+    camera: a SYSU camera number 1..6 or a `CameraView` (modality, scene, crop size and random
+      streams follow from it).
+    image_number: which image of (person, camera), from 1; each number is a new draw.
     seed: dataset seed.
     image_height, image_width: nominal crop size; the native size varies around it.
 
   Returns:
     [H, W, 3] uint8 image; for infrared cameras the three channels are equal.
   """
-  modality = layouts.sysu_camera_modality(camera)
+  camera_view = camera if isinstance(camera, CameraView) else SYSU_VIEWS[camera]
+  modality = camera_view.modality
   # Viewpoint of the tracklet: consecutive frames of one camera mostly share it.
   # People walk along routes, so a person is mostly seen from the same side (towards or away
   # from the cameras); some cameras see them the other way or from the side.
   route_view = VIEWS[_rng(seed, _IMAGE_STREAM, person.person_id, 0, 0).integers(2)]
-  tracklet_rng = _rng(seed, _IMAGE_STREAM, person.person_id, camera, 0)
+  tracklet_rng = _rng(seed, _IMAGE_STREAM, person.person_id, camera_view.key, 0)
   other_view = VIEWS[tracklet_rng.choice(4, p=[0.45, 0.45, 0.05, 0.05])]
   dominant_view = route_view if tracklet_rng.random() < 0.7 else other_view
   tracklet_scale = tracklet_rng.uniform(0.82, 0.9)
-  rng = _rng(seed, _IMAGE_STREAM, person.person_id, camera, image_number)
+  rng = _rng(seed, _IMAGE_STREAM, person.person_id, camera_view.key, image_number)
 
-  height, width = _crop_size(camera, image_height, image_width, rng)
+  height, width = _crop_size(camera_view, image_height, image_width, rng)
   canvas_height, canvas_width = height * _SUPERSAMPLE, width * _SUPERSAMPLE
   # The panorama must hold the largest crop of any camera (size factor x 1.07 jitter).
   max_height = int(np.ceil(image_height * _MAX_SIZE_FACTORS[0] * 1.07)) * _SUPERSAMPLE
   max_width = int(np.ceil(image_width * _MAX_SIZE_FACTORS[1] * 1.07)) * _SUPERSAMPLE
-  scene = _camera_scene(seed, camera, max_height, max_width)
+  scene = _camera_scene(seed, camera_view, max_height, max_width)
   scene_height, scene_width = scene.nir.shape
   y0 = int(rng.uniform(0.2, 0.8) * (scene_height - canvas_height))
   x0 = int(rng.uniform(0.0, 1.0) * (scene_width - canvas_width))
@@ -873,9 +942,10 @@ def render_image(person: PersonAttributes, camera: int, image_number: int, *, se
   shading = 1.0 - person_coverage * (1.0 - shading)
 
   if modality == layouts.VISIBLE:
-    image *= shading[..., None] * ((scene.gain * exposure) * scene.colour_cast * cast)
+    light = scene.gain * (exposure * camera_view.light)
+    image *= shading[..., None] * (light * scene.colour_cast * cast)
     image = np.clip(image, 0, 1) ** gamma
-    image += noise_rng.normal(0, 0.008, image.shape).astype(np.float32)
+    image += noise_rng.normal(0, camera_view.visible_noise, image.shape).astype(np.float32)
   else:
     # Active NIR illumination: a bright spot that falls off towards the crop's corners.
     yy = (np.arange(height, dtype=np.float32)[:, None] - ir_spot[1]) / height
@@ -903,6 +973,137 @@ def _blur(image: np.ndarray) -> np.ndarray:
   """A light blur of a [H, W] float image: NIR optics are softer than RGB ones."""
   as_pil = Image.fromarray(np.clip(image * 255, 0, 255).astype(np.uint8))
   return np.asarray(as_pil.filter(ImageFilter.GaussianBlur(0.5)), np.float32) / 255.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing a dataset, whatever its layout.
+
+# Identities and scenes are drawn from the seed plus a per-layout offset, so that datasets of
+# different layouts never share people or backgrounds, whatever their seeds: a cross-dataset
+# experiment (e.g. SYSU-MM01 -> RegDB) must not meet its training people again in the target.
+# SYSU-MM01's offset is 0, so its images are those of earlier versions.
+_LAYOUT_SEED_OFFSETS = {"sysu": 0, "regdb": 1 << 32, "llcm": 2 << 32}
+_SEED_LIMIT = 1 << 32
+# Random stream of RegDB's ten train/test splits.
+_TRIAL_STREAM = 5
+
+
+def _layout_seed(layout: str, seed: int) -> int:
+  return _LAYOUT_SEED_OFFSETS[layout] + int(seed)
+
+
+def _check_common_options(seed, image_height: int, image_width: int,
+                          nir_luminance_mix: float) -> None:
+  if not (isinstance(seed, (int, np.integer)) and 0 <= seed < _SEED_LIMIT):
+    raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+  if not 0.0 <= nir_luminance_mix <= 1.0:
+    raise ValueError(f"nir_luminance_mix must be in [0, 1], got {nir_luminance_mix}")
+  if image_height < 32 or image_width < 16:
+    raise ValueError(f"image size must be at least 32 x 16, got {image_height} x {image_width}")
+
+
+def _check_images_range(name: str, value) -> tuple[int, int]:
+  min_images, max_images = (int(n) for n in value)
+  if not 1 <= min_images <= max_images:
+    raise ValueError(f"{name} must be (min, max) with 1 ≤ min ≤ max, got {tuple(value)}")
+  return min_images, max_images
+
+
+def _save_jpeg(image: np.ndarray, path: pathlib.Path) -> None:
+  # Fixed quality and subsampling: the bytes depend only on the pixels (and libjpeg).
+  Image.fromarray(image).save(path, format="JPEG", quality=_JPEG_QUALITY, subsampling=2,
+                              optimize=False)
+
+
+def _save_bmp(image: np.ndarray, path: pathlib.Path) -> None:
+  # RegDB ships uncompressed bitmaps.
+  Image.fromarray(image).save(path, format="BMP")
+
+
+def _prepare_output(out_dir: pathlib.Path, overwrite: bool) -> pathlib.Path:
+  """Checks `out_dir` and returns an empty temporary sibling folder to write into."""
+  if out_dir.exists():
+    if not out_dir.is_dir():
+      raise FileExistsError(f"Output path {out_dir} exists and is not a folder.")
+    if any(out_dir.iterdir()) and not overwrite:
+      raise FileExistsError(
+        f"Output folder {out_dir} exists and is not empty; refusing to overwrite it. Delete it, "
+        "choose another folder, or pass overwrite=True (--overwrite).")
+  out_dir.parent.mkdir(parents=True, exist_ok=True)
+  partial_dir = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+  if partial_dir.exists():
+    shutil.rmtree(partial_dir)
+  partial_dir.mkdir()
+  return partial_dir
+
+
+def _publish(partial_dir: pathlib.Path, out_dir: pathlib.Path) -> None:
+  """Moves the finished dataset into place with renames, so it never looks half-written."""
+  if out_dir.exists():
+    old_dir = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    os.rename(out_dir, old_dir)
+    os.rename(partial_dir, out_dir)
+    shutil.rmtree(old_dir)
+  else:
+    os.rename(partial_dir, out_dir)
+
+
+@contextlib.contextmanager
+def _atomic_output(out_dir: pathlib.Path, overwrite: bool) -> Iterator[pathlib.Path]:
+  """Yields an empty temporary folder; publishes it as `out_dir` if the block completes.
+
+  An exception (or Ctrl-C) inside the block removes the temporary folder and leaves `out_dir`
+  as it was.
+  """
+  partial_dir = _prepare_output(out_dir, overwrite)
+  try:
+    yield partial_dir
+    _publish(partial_dir, out_dir)
+  except BaseException:
+    shutil.rmtree(partial_dir, ignore_errors=True)
+    raise
+
+
+def _write_info(folder: pathlib.Path, layout: str, options: dict, num_images: int) -> None:
+  """Writes the manifest: the generator options and the counts the dataset must have."""
+  info = dict(generator="vireid_jax.data.synthetic", version=GENERATOR_VERSION, layout=layout,
+              **options, num_images=num_images)
+  info["expected_counts"] = expected_counts(info)
+  (folder / INFO_FILE_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n",
+                                       encoding="utf-8")
+
+
+def _count_plan(images: Iterable[tuple[int, int, str, int]]) -> dict:
+  """`layouts.count_split` of a plan: (person_id, camera, modality, number of images) rows."""
+  person_ids, cameras, modalities = [], [], []
+  for person_id, camera, modality, num_images in images:
+    person_ids += [person_id] * num_images
+    cameras += [camera] * num_images
+    modalities += [modality] * num_images
+  return layouts.count_split(person_ids, cameras, modalities)
+
+
+def expected_counts(info: dict) -> dict:
+  """The counts a synthetic dataset has, from its options alone (the generator's plan).
+
+  The generator writes them into its manifest; the builders' integrity check compares the
+  images it finds against them, as it compares a real dataset against the published counts.
+
+  Args:
+    info: the manifest (`INFO_FILE_NAME`), or any dict with "layout" and the generator options.
+
+  Returns:
+    {"train": counts, "test": counts} in `layouts.count_split` form (for RegDB the same for
+    every trial: each trial splits the ids in halves and every id has the same number of
+    images).
+  """
+  layout = info.get("layout")
+  if layout not in GENERATORS:
+    raise ValueError(f"Unknown synthetic layout {layout!r} in {info!r}")
+  accepted = inspect.signature(_PLAN_COUNTS[layout]).parameters
+  options = {key: (tuple(value) if isinstance(value, list) else value)
+             for key, value in info.items() if key in accepted}
+  return _PLAN_COUNTS[layout](**options)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -983,38 +1184,15 @@ def sysu_image_counts(seed: int, split_ids: dict[str, list[int]],
   return dict(sorted(counts.items()))
 
 
-def _save_jpeg(image: np.ndarray, path: pathlib.Path) -> None:
-  # Fixed quality and subsampling: the bytes depend only on the pixels (and libjpeg).
-  Image.fromarray(image).save(path, format="JPEG", quality=_JPEG_QUALITY, subsampling=2,
-                              optimize=False)
-
-
-def _prepare_output(out_dir: pathlib.Path, overwrite: bool) -> pathlib.Path:
-  """Checks `out_dir` and returns an empty temporary sibling folder to write into."""
-  if out_dir.exists():
-    if not out_dir.is_dir():
-      raise FileExistsError(f"Output path {out_dir} exists and is not a folder.")
-    if any(out_dir.iterdir()) and not overwrite:
-      raise FileExistsError(
-        f"Output folder {out_dir} exists and is not empty; refusing to overwrite it. Delete it, "
-        "choose another folder, or pass overwrite=True (--overwrite).")
-  out_dir.parent.mkdir(parents=True, exist_ok=True)
-  partial_dir = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-  if partial_dir.exists():
-    shutil.rmtree(partial_dir)
-  partial_dir.mkdir()
-  return partial_dir
-
-
-def _publish(partial_dir: pathlib.Path, out_dir: pathlib.Path) -> None:
-  """Moves the finished dataset into place with renames, so it never looks half-written."""
-  if out_dir.exists():
-    old_dir = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    os.rename(out_dir, old_dir)
-    os.rename(partial_dir, out_dir)
-    shutil.rmtree(old_dir)
-  else:
-    os.rename(partial_dir, out_dir)
+def _sysu_counts(seed: int, num_train_ids: int, num_val_ids: int, num_test_ids: int,
+                 num_single_modality_ids: int, images_per_camera: tuple[int, int]) -> dict:
+  split_ids = sysu_split_ids(num_train_ids, num_val_ids, num_test_ids, num_single_modality_ids)
+  counts = sysu_image_counts(seed, split_ids, images_per_camera)
+  members = {"train": set(split_ids["train"] + split_ids["val"]), "test": set(split_ids["test"])}
+  return {split: _count_plan((person_id, camera, layouts.sysu_camera_modality(camera), n)
+                             for (person_id, camera), n in counts.items()
+                             if person_id in people)
+          for split, people in members.items()}
 
 
 def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: int = 80,
@@ -1031,7 +1209,7 @@ def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: i
 
   Args:
     out_dir: the dataset root to create.
-    seed: non-negative integer; same seed, same bytes.
+    seed: integer in [0, 2**32); same seed, same bytes.
     num_train_ids, num_val_ids, num_test_ids: identities per split (each ≥ 1).
     num_single_modality_ids: extra ids seen in one modality only, in no split (the loader
       must ignore them, as with SYSU-MM01's 22 such ids).
@@ -1051,20 +1229,12 @@ def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: i
     FileExistsError: `out_dir` exists, is not empty and `overwrite` is False.
     ValueError: invalid sizes.
   """
-  if not (isinstance(seed, (int, np.integer)) and seed >= 0):
-    raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+  _check_common_options(seed, image_height, image_width, nir_luminance_mix)
   if min(num_train_ids, num_val_ids, num_test_ids) < 1 or num_single_modality_ids < 0:
     raise ValueError("num_train_ids, num_val_ids and num_test_ids must be ≥ 1 (got "
                      f"{num_train_ids}, {num_val_ids}, {num_test_ids}) and "
                      f"num_single_modality_ids ≥ 0 (got {num_single_modality_ids}).")
-  min_images, max_images = (int(n) for n in images_per_camera)
-  if not 1 <= min_images <= max_images:
-    raise ValueError(f"images_per_camera must be (min, max) with 1 ≤ min ≤ max, got "
-                     f"{images_per_camera}")
-  if not 0.0 <= nir_luminance_mix <= 1.0:
-    raise ValueError(f"nir_luminance_mix must be in [0, 1], got {nir_luminance_mix}")
-  if image_height < 32 or image_width < 16:
-    raise ValueError(f"image size must be at least 32 x 16, got {image_height} x {image_width}")
+  min_images, max_images = _check_images_range("images_per_camera", images_per_camera)
 
   out_dir = pathlib.Path(out_dir).absolute()
   split_ids = sysu_split_ids(num_train_ids, num_val_ids, num_test_ids, num_single_modality_ids)
@@ -1072,8 +1242,7 @@ def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: i
   people = sample_identities(seed, [i for ids in split_ids.values() for i in ids],
                              nir_luminance_mix=nir_luminance_mix)
 
-  partial_dir = _prepare_output(out_dir, overwrite)
-  try:
+  with _atomic_output(out_dir, overwrite) as partial_dir:
     for (person_id, camera), num_images in counts.items():
       person_dir = partial_dir / f"cam{camera}" / f"{person_id:04d}"
       person_dir.mkdir(parents=True)
@@ -1088,60 +1257,325 @@ def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: i
     for split in layouts.SYSU_SPLITS:
       (partial_dir / "exp" / f"{split}_id.txt").write_text(
         ",".join(str(i) for i in split_ids[split]) + "\n", encoding="utf-8")
-    info = dict(generator="vireid_jax.data.synthetic", version=GENERATOR_VERSION, layout="sysu",
-                seed=int(seed), num_train_ids=num_train_ids, num_val_ids=num_val_ids,
-                num_test_ids=num_test_ids, num_single_modality_ids=num_single_modality_ids,
-                images_per_camera=[min_images, max_images], image_height=image_height,
-                image_width=image_width, nir_luminance_mix=nir_luminance_mix,
-                num_images=sum(counts.values()))
-    (partial_dir / INFO_FILE_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n",
-                                              encoding="utf-8")
-    _publish(partial_dir, out_dir)
-  except BaseException:
-    shutil.rmtree(partial_dir, ignore_errors=True)
-    raise
+    _write_info(partial_dir, "sysu", dict(
+      seed=int(seed), num_train_ids=num_train_ids, num_val_ids=num_val_ids,
+      num_test_ids=num_test_ids, num_single_modality_ids=num_single_modality_ids,
+      images_per_camera=[min_images, max_images], image_height=image_height,
+      image_width=image_width, nir_luminance_mix=nir_luminance_mix), sum(counts.values()))
   return out_dir
 
 
-# Layout name -> generator. RegDB and LLCM layouts are planned.
-GENERATORS = {"sysu": generate_sysu}
+# ----------------------------------------------------------------------------------------------
+# The RegDB layout.
+
+# One co-registered visible/thermal camera pair: both views share the stream key, so the two
+# images of a pair show the same crop and pose, each in its modality. The thermal camera is
+# rendered with the NIR model (a grey image of per-material reflectances), a stand-in for
+# far-infrared emission: what matters here is that brightness does not follow colour.
+REGDB_VIEWS = {
+  modality: CameraView(key=1, modality=modality, scene=1, indoor=False, size_factors=(1.0, 1.0))
+  for modality in layouts.MODALITIES}
+_REGDB_FOLDERS = {layouts.VISIBLE: "Visible", layouts.INFRARED: "Thermal"}
+_REGDB_LETTERS = {layouts.VISIBLE: "v", layouts.INFRARED: "t"}
+
+
+def regdb_trial_ids(seed: int, num_ids: int, trial: int) -> dict[str, list[int]]:
+  """The person ids of RegDB trial `trial`: a random half trains, the other half tests.
+
+  Returns:
+    {"train": ids, "test": ids}, each ascending; ids are 1..num_ids.
+  """
+  order = _rng(_layout_seed("regdb", seed), _TRIAL_STREAM, trial).permutation(num_ids) + 1
+  half = num_ids // 2
+  return {"train": sorted(int(i) for i in order[:half]),
+          "test": sorted(int(i) for i in order[half:])}
+
+
+def regdb_relative_path(person: PersonAttributes, modality: str, image_number: int,
+                        images_per_id: int) -> str:
+  """E.g. "Visible/7/female_v_00061_1.bmp", like RegDB's "<sex>_..._<v|t>_<frame>_<k>.bmp"."""
+  sex = "female" if person.hair_style == "long" or person.lower.style == "skirt" else "male"
+  frame = (person.person_id - 1) * images_per_id + image_number
+  return (f"{_REGDB_FOLDERS[modality]}/{person.person_id}/"
+          f"{sex}_{_REGDB_LETTERS[modality]}_{frame:05d}_{image_number}.bmp")
+
+
+def _regdb_counts(num_ids: int, images_per_id: int) -> dict:
+  half = num_ids // 2
+  cameras = {layouts.VISIBLE: layouts.REGDB_VISIBLE_CAMERA,
+             layouts.INFRARED: layouts.REGDB_THERMAL_CAMERA}
+  split = _count_plan((person_id, cameras[modality], modality, images_per_id)
+                      for person_id in range(1, half + 1) for modality in layouts.MODALITIES)
+  return {"train": split, "test": split}
+
+
+def generate_regdb(out_dir: str | os.PathLike, *, seed: int = 0, num_ids: int = 96,
+                   images_per_id: int = 10, image_height: int = 128, image_width: int = 64,
+                   nir_luminance_mix: float = 0.0, overwrite: bool = False) -> pathlib.Path:
+  """Writes a synthetic RGB-IR re-ID dataset in RegDB's raw layout, with its ten trials.
+
+  Every id has `images_per_id` visible and as many thermal images (RegDB: 412 ids, 10 + 10),
+  taken as co-registered pairs. Each trial t = 1..10 splits the ids at random into a training
+  and a test half and lists them in `idx/{train,test}_{visible,thermal}_{t}.txt`, one
+  "<relative path> <label>" per line, ids ascending; labels are the rank of the id within the
+  half (training labels 0..num_ids/2 - 1, as the reference requires).
+
+  Args:
+    out_dir: the dataset root to create.
+    seed: integer in [0, 2**32); same seed, same bytes.
+    num_ids: identities (even, ≥ 2).
+    images_per_id: images per id and modality (≥ 1).
+    image_height, image_width: nominal crop size (every crop varies a little around it).
+    nir_luminance_mix: see `generate_sysu`.
+    overwrite: replace an existing non-empty `out_dir`.
+
+  Returns:
+    `out_dir` as an absolute path.
+
+  Raises:
+    FileExistsError: `out_dir` exists, is not empty and `overwrite` is False.
+    ValueError: invalid options.
+  """
+  _check_common_options(seed, image_height, image_width, nir_luminance_mix)
+  if num_ids < 2 or num_ids % 2 or images_per_id < 1:
+    raise ValueError(f"num_ids must be even and ≥ 2 (got {num_ids}) and images_per_id ≥ 1 "
+                     f"(got {images_per_id}): each trial splits the ids in halves.")
+  out_dir = pathlib.Path(out_dir).absolute()
+  layout_seed = _layout_seed("regdb", seed)
+  people = sample_identities(layout_seed, range(1, num_ids + 1),
+                             nir_luminance_mix=nir_luminance_mix)
+  paths = {(person_id, modality): [regdb_relative_path(people[person_id], modality, k,
+                                                       images_per_id)
+                                   for k in range(1, images_per_id + 1)]
+           for person_id in people for modality in layouts.MODALITIES}
+
+  with _atomic_output(out_dir, overwrite) as partial_dir:
+    for (person_id, modality), relative_paths in paths.items():
+      (partial_dir / relative_paths[0]).parent.mkdir(parents=True, exist_ok=True)
+      for image_number, relative_path in enumerate(relative_paths, start=1):
+        image = render_image(people[person_id], REGDB_VIEWS[modality], image_number,
+                             seed=layout_seed, image_height=image_height,
+                             image_width=image_width)
+        _save_bmp(image, partial_dir / relative_path)
+    (partial_dir / "idx").mkdir()
+    for trial in layouts.REGDB_TRIALS:
+      for split, person_ids in regdb_trial_ids(seed, num_ids, trial).items():
+        for modality in layouts.MODALITIES:
+          lines = [f"{path} {label}" for label, person_id in enumerate(person_ids)
+                   for path in paths[(person_id, modality)]]
+          index_path = partial_dir / layouts.regdb_index_file(split, modality, trial)
+          index_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_info(partial_dir, "regdb", dict(
+      seed=int(seed), num_ids=num_ids, images_per_id=images_per_id, image_height=image_height,
+      image_width=image_width, nir_luminance_mix=nir_luminance_mix),
+      2 * num_ids * images_per_id)
+  return out_dir
+
+
+# ----------------------------------------------------------------------------------------------
+# The LLCM layout.
+
+# Nine cameras, each filming in both modalities: the visible and the NIR view of a camera share
+# its scene but not its image streams (the camera switches to NIR when the light fails, so the
+# two modalities are different moments). Visible images are low-light: darker and noisier.
+# Cameras 1-4 film rooms, 5-9 streets.
+_LLCM_SIZE_FACTORS = {1: (1.0, 1.0), 2: (0.92, 1.06), 3: (1.08, 0.95), 4: (1.12, 0.94),
+                      5: (0.96, 1.04), 6: (1.04, 1.0), 7: (0.94, 0.98), 8: (1.1, 1.02),
+                      9: (0.98, 0.96)}
+LLCM_VIEWS = {
+  (modality, camera): CameraView(
+    key=camera if modality == layouts.VISIBLE else 10 + camera, modality=modality,
+    scene=camera, indoor=camera <= 4, size_factors=_LLCM_SIZE_FACTORS[camera],
+    light=0.45 if modality == layouts.VISIBLE else 1.0,
+    visible_noise=0.03 if modality == layouts.VISIBLE else 0.008)
+  for modality in layouts.MODALITIES for camera in layouts.LLCM_CAMERAS}
+# Cameras each modality is drawn from: the NIR test set of LLCM has no cam3, so neither has the
+# synthetic training set.
+_LLCM_DRAW_CAMERAS = {layouts.VISIBLE: layouts.LLCM_VISIBLE_TEST_CAMERAS,
+                      layouts.INFRARED: layouts.LLCM_INFRARED_TEST_CAMERAS}
+_LLCM_TAGS = {layouts.VISIBLE: "vis", layouts.INFRARED: "nir"}
+_LLCM_TRAIN_FOLDERS = {layouts.VISIBLE: "vis", layouts.INFRARED: "nir"}
+
+
+def llcm_split_ids(num_train_ids: int, num_test_ids: int) -> dict[str, list[int]]:
+  """Person ids of each split, 1..N, test ids spread evenly among the training ids."""
+  split_ids = sysu_split_ids(num_train_ids, 0, num_test_ids)
+  return {"train": split_ids["train"], "test": split_ids["test"]}
+
+
+def llcm_image_counts(seed: int, split_ids: dict[str, list[int]],
+                      images_per_camera: tuple[int, int]) -> dict[tuple[int, str, int], int]:
+  """{(person_id, modality, camera): number of images} for every LLCM folder to write.
+
+  A training id is seen by ≥ 1 camera in each modality; a test id by ≥ 2, so that every query
+  keeps a true match after the protocol drops the gallery images of its own camera, in both
+  search directions.
+  """
+  min_images, max_images = images_per_camera
+  counts = {}
+  for split, person_ids in split_ids.items():
+    minimum = 1 if split == "train" else 2
+    for person_id in person_ids:
+      rng = _rng(_layout_seed("llcm", seed), _PRESENCE_STREAM, person_id)
+      for modality in layouts.MODALITIES:
+        pool = _LLCM_DRAW_CAMERAS[modality]
+        cameras = {camera for camera in pool if rng.random() < 0.35}
+        while len(cameras) < minimum:
+          cameras.add(int(rng.choice(pool)))
+        for camera in sorted(cameras):
+          counts[(person_id, modality, camera)] = int(rng.integers(min_images, max_images + 1))
+  return dict(sorted(counts.items()))
+
+
+def llcm_file_name(person_id: int, modality: str, camera: int, image_number: int) -> str:
+  """E.g. "0003_c01_s010001_f0001_nir.jpg", like LLCM's "0003_c01_s185734_f3195_nir.jpg"."""
+  return (f"{person_id:04d}_c{camera:02d}_s{camera * 10000 + image_number:06d}_"
+          f"f{image_number:04d}_{_LLCM_TAGS[modality]}.jpg")
+
+
+def _llcm_counts(seed: int, num_train_ids: int, num_test_ids: int,
+                 images_per_camera: tuple[int, int]) -> dict:
+  split_ids = llcm_split_ids(num_train_ids, num_test_ids)
+  counts = llcm_image_counts(seed, split_ids, images_per_camera)
+  return {split: _count_plan((person_id, camera, modality, n)
+                             for (person_id, modality, camera), n in counts.items()
+                             if person_id in set(person_ids))
+          for split, person_ids in split_ids.items()}
+
+
+def generate_llcm(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: int = 80,
+                  num_test_ids: int = 24, images_per_camera: tuple[int, int] = (2, 4),
+                  image_height: int = 128, image_width: int = 64,
+                  nir_luminance_mix: float = 0.0, overwrite: bool = False) -> pathlib.Path:
+  """Writes a synthetic RGB-IR re-ID dataset in LLCM's raw layout.
+
+  Training images go to `vis/<id:04d>/` and `nir/<id:04d>/`, listed with their labels (rank of
+  the id among the training ids) in `idx/train_vis.txt` and `idx/train_nir.txt`; test images to
+  `test_vis/cam<k>/<id:04d>/` and `test_nir/cam<k>/<id:04d>/` (no NIR cam3, as in LLCM), with
+  the test ids in `idx/test_id.txt`. File names carry the camera ("0003_c01_…_nir.jpg").
+
+  Args:
+    out_dir: the dataset root to create.
+    seed: integer in [0, 2**32); same seed, same bytes.
+    num_train_ids, num_test_ids: identities per split (each ≥ 1).
+    images_per_camera: (min, max) images per (person, modality, camera), inclusive.
+    image_height, image_width: nominal crop size; each camera's crops are a bit larger or
+      smaller, and vary per image.
+    nir_luminance_mix: see `generate_sysu`.
+    overwrite: replace an existing non-empty `out_dir`.
+
+  Returns:
+    `out_dir` as an absolute path.
+
+  Raises:
+    FileExistsError: `out_dir` exists, is not empty and `overwrite` is False.
+    ValueError: invalid options.
+  """
+  _check_common_options(seed, image_height, image_width, nir_luminance_mix)
+  if min(num_train_ids, num_test_ids) < 1:
+    raise ValueError(f"num_train_ids and num_test_ids must be ≥ 1 (got {num_train_ids}, "
+                     f"{num_test_ids}).")
+  images_per_camera = _check_images_range("images_per_camera", images_per_camera)
+  out_dir = pathlib.Path(out_dir).absolute()
+  layout_seed = _layout_seed("llcm", seed)
+  split_ids = llcm_split_ids(num_train_ids, num_test_ids)
+  counts = llcm_image_counts(seed, split_ids, images_per_camera)
+  people = sample_identities(layout_seed, [i for ids in split_ids.values() for i in ids],
+                             nir_luminance_mix=nir_luminance_mix)
+  label_of_person = {person_id: label for label, person_id in enumerate(split_ids["train"])}
+  index_lines = {modality: [] for modality in layouts.MODALITIES}
+
+  with _atomic_output(out_dir, overwrite) as partial_dir:
+    for (person_id, modality, camera), num_images in counts.items():
+      if person_id in label_of_person:
+        relative_dir = f"{_LLCM_TRAIN_FOLDERS[modality]}/{person_id:04d}"
+      else:
+        relative_dir = f"{layouts.LLCM_TEST_FOLDERS[modality]}/cam{camera}/{person_id:04d}"
+      (partial_dir / relative_dir).mkdir(parents=True, exist_ok=True)
+      for image_number in range(1, num_images + 1):
+        file_name = llcm_file_name(person_id, modality, camera, image_number)
+        relative_path = f"{relative_dir}/{file_name}"
+        image = render_image(people[person_id], LLCM_VIEWS[(modality, camera)], image_number,
+                             seed=layout_seed, image_height=image_height,
+                             image_width=image_width)
+        _save_jpeg(image, partial_dir / relative_path)
+        if person_id in label_of_person:
+          index_lines[modality].append(f"{relative_path} {label_of_person[person_id]}")
+    # The real download has every test camera folder.
+    for modality in layouts.MODALITIES:
+      for camera in layouts.LLCM_TEST_CAMERAS[modality]:
+        (partial_dir / layouts.LLCM_TEST_FOLDERS[modality] / f"cam{camera}").mkdir(
+          parents=True, exist_ok=True)
+    (partial_dir / "idx").mkdir()
+    for modality, lines in index_lines.items():
+      (partial_dir / layouts.LLCM_TRAIN_INDEX_FILES[modality]).write_text(
+        "\n".join(lines) + "\n", encoding="utf-8")
+    (partial_dir / layouts.LLCM_TEST_ID_FILE).write_text(
+      ",".join(str(i) for i in split_ids["test"]) + "\n", encoding="utf-8")
+    _write_info(partial_dir, "llcm", dict(
+      seed=int(seed), num_train_ids=num_train_ids, num_test_ids=num_test_ids,
+      images_per_camera=list(images_per_camera), image_height=image_height,
+      image_width=image_width, nir_luminance_mix=nir_luminance_mix), sum(counts.values()))
+  return out_dir
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points.
+
+# Layout name -> generator.
+GENERATORS = {"sysu": generate_sysu, "regdb": generate_regdb, "llcm": generate_llcm}
+# Layout name -> the generator's plan, as counts (see `expected_counts`).
+_PLAN_COUNTS = {"sysu": _sysu_counts, "regdb": _regdb_counts, "llcm": _llcm_counts}
 
 
 def generate(layout: str, out_dir: str | os.PathLike, **options) -> pathlib.Path:
-  """Writes a synthetic dataset in the raw layout of `layout` ("sysu")."""
+  """Writes a synthetic dataset in the raw layout of `layout` ("sysu", "regdb" or "llcm").
+
+  Raises:
+    ValueError: an unknown layout, an option the layout's generator does not take, or an
+      invalid option value.
+    FileExistsError: see the generators.
+  """
   if layout not in GENERATORS:
-    raise ValueError(f"Unknown or not yet available layout {layout!r}; available: "
-                     f"{', '.join(sorted(GENERATORS))} (regdb and llcm are planned).")
-  return GENERATORS[layout](out_dir, **options)
+    raise ValueError(f"Unknown layout {layout!r}; available: {', '.join(sorted(GENERATORS))}.")
+  generator = GENERATORS[layout]
+  accepted = [name for name in inspect.signature(generator).parameters if name != "out_dir"]
+  unknown = sorted(set(options) - set(accepted))
+  if unknown:
+    raise ValueError(f"Options {', '.join(unknown)} do not apply to the {layout!r} layout; its "
+                     f"options are {', '.join(accepted)}.")
+  return generator(out_dir, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
     prog="python -m vireid_jax.data.synthetic",
-    description="Write a synthetic RGB-IR re-ID dataset in a real dataset's raw layout.")
+    description="Write a synthetic RGB-IR re-ID dataset in a real dataset's raw layout. "
+                "Options not given take the layout generator's defaults.",
+    argument_default=argparse.SUPPRESS)
   parser.add_argument("--out", required=True, help="dataset root to create")
-  parser.add_argument("--layout", default="sysu", help="raw layout to write (only 'sysu' so far)")
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--num-train-ids", type=int, default=80)
-  parser.add_argument("--num-val-ids", type=int, default=16)
-  parser.add_argument("--num-test-ids", type=int, default=24)
-  parser.add_argument("--num-single-modality-ids", type=int, default=2)
-  parser.add_argument("--images-per-camera", type=int, nargs=2, default=(3, 6),
-                      metavar=("MIN", "MAX"))
-  parser.add_argument("--image-height", type=int, default=128)
-  parser.add_argument("--image-width", type=int, default=64)
-  parser.add_argument("--nir-luminance-mix", type=float, default=0.0,
+  parser.add_argument("--layout", default="sysu", help="raw layout: sysu, regdb or llcm")
+  parser.add_argument("--seed", type=int)
+  parser.add_argument("--num-train-ids", type=int, help="sysu, llcm")
+  parser.add_argument("--num-val-ids", type=int, help="sysu")
+  parser.add_argument("--num-test-ids", type=int, help="sysu, llcm")
+  parser.add_argument("--num-single-modality-ids", type=int, help="sysu")
+  parser.add_argument("--num-ids", type=int, help="regdb: identities, split in halves per trial")
+  parser.add_argument("--images-per-id", type=int, help="regdb: images per id and modality")
+  parser.add_argument("--images-per-camera", type=int, nargs=2, metavar=("MIN", "MAX"),
+                      help="sysu, llcm")
+  parser.add_argument("--image-height", type=int)
+  parser.add_argument("--image-width", type=int)
+  parser.add_argument("--nir-luminance-mix", type=float,
                       help="0 = NIR independent of colour (true modality gap); up to 1")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace an existing non-empty output folder")
-  args = parser.parse_args(argv)
+  options = vars(parser.parse_args(argv))
+  out, layout = options.pop("out"), options.pop("layout")
+  if "images_per_camera" in options:
+    options["images_per_camera"] = tuple(options["images_per_camera"])
   try:
-    path = generate(args.layout, args.out, seed=args.seed, num_train_ids=args.num_train_ids,
-                    num_val_ids=args.num_val_ids, num_test_ids=args.num_test_ids,
-                    num_single_modality_ids=args.num_single_modality_ids,
-                    images_per_camera=tuple(args.images_per_camera),
-                    image_height=args.image_height, image_width=args.image_width,
-                    nir_luminance_mix=args.nir_luminance_mix, overwrite=args.overwrite)
+    path = generate(layout, out, **options)
   except (ValueError, FileExistsError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
