@@ -212,6 +212,14 @@ def test_param_labels_split_head_and_backbone(tiny_agw):
     assert step == pytest.approx(0.1 if flat[path] == 'head' else 0.01, rel=1e-3), path
 
 
+def test_learnable_gem_exponent_is_a_backbone_parameter():
+  model = nnx.eval_shape(lambda: AGW(5, **TINY_AGW_KWARGS, gem_learnable=True, rngs=nnx.Rngs(0)))
+  flat = dict(nnx.to_flat_state(agw_param_labels(nnx.state(model, nnx.Param))))
+  assert flat[('gem', 'p')] == 'backbone'
+  fixed = nnx.eval_shape(lambda: AGW(5, **TINY_AGW_KWARGS, rngs=nnx.Rngs(0)))
+  assert len(flat) == len(jax.tree.leaves(nnx.state(fixed, nnx.Param))) + 1
+
+
 def test_training_loss_gradients_are_finite_and_reach_both_stems(tiny_agw):
   visible, infrared = _images(5)
   (loss, _), grads = training_loss_and_grads(tiny_agw, visible, infrared, LABELS)

@@ -125,6 +125,25 @@ def test_gem_pool_hand_computed():
   )
 
 
+def test_learnable_gem_exponent_is_a_parameter_with_the_formula_gradient():
+  pool = GeneralizedMeanPooling(p=3.0, learnable=True)
+  assert isinstance(pool.p, nnx.Param) and float(pool.p[...]) == 3.0
+  assert not GeneralizedMeanPooling().learnable and GeneralizedMeanPooling().p == 3.0
+  x = np.zeros((1, 2, 2, 2), np.float32)
+  x[0, :, :, 0] = [[0.5, 1.0], [2.0, 3.0]]  # channel 1 stays all zero
+  np.testing.assert_allclose(pool(jnp.asarray(x)), gem_pool(jnp.asarray(x), 3.0), rtol=1e-6)
+
+  grads = nnx.grad(lambda module: module(jnp.asarray(x)).sum())(pool)
+
+  def pooled_sum(p):  # float64, the same formula
+    values = x.astype(np.float64).reshape(-1, 2)
+    return np.sum((np.mean(values**p, axis=0) + 1e-12) ** (1 / p))
+
+  expected = (pooled_sum(3.0 + 1e-6) - pooled_sum(3.0 - 1e-6)) / 2e-6
+  # The all-zero channel adds d/dp eps^(1/p) (tiny) and no NaN.
+  np.testing.assert_allclose(grads['p'][...], expected, rtol=1e-3)
+
+
 def test_average_pool_is_the_spatial_mean():
   x = np.arange(12.0, dtype=np.float32).reshape(1, 2, 3, 2)
   np.testing.assert_allclose(average_pool(jnp.asarray(x)), [[5.0, 6.0]])

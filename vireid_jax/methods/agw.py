@@ -20,8 +20,10 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
+from vireid_jax import checkpoints
 from vireid_jax import losses
 from vireid_jax.models.agw import AGW
+from vireid_jax.models.agw import build_agw
 from vireid_jax.models.agw import agw_param_labels
 from vireid_jax.training import optim
 from vireid_jax.training.state import TrainState
@@ -30,17 +32,12 @@ MODALITIES = ("visible", "infrared")
 
 
 def build_model(model_config, num_classes: int, seed: int) -> AGW:
-  return AGW(
-      num_classes,
-      depth=model_config.depth,
-      width=model_config.width,
-      last_stride=model_config.last_stride,
-      non_local=model_config.non_local,
-      non_local_inner=model_config.non_local_inner,
-      pooling=model_config.pooling,
-      dtype=jnp.dtype(model_config.dtype),
-      rngs=nnx.Rngs(seed),
-  )
+  """AGW from `config.model`; with `pretrained` set, its stems and stages take the ImageNet
+  weights of that torchvision ResNet file (the non-local blocks and the head stay random)."""
+  model = build_agw(model_config, num_classes, rngs=nnx.Rngs(seed))
+  if model_config.pretrained:
+    model = checkpoints.init_backbone_from_torchvision(model, model_config.pretrained)
+  return model
 
 
 def create_state(config, num_classes: int, steps_per_epoch: int) -> TrainState:

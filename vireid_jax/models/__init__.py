@@ -3,6 +3,7 @@
 from vireid_jax.models.agw import (
     AGW,
     agw_param_labels,
+    build_agw,
     is_head_parameter,
     non_local_positions,
 )
@@ -43,6 +44,7 @@ __all__ = [
     'ResNetStages',
     'Stem',
     'agw_param_labels',
+    'build_agw',
     'average_pool',
     'gem_pool',
     'is_head_parameter',

@@ -67,6 +67,7 @@ class AGW(nnx.Module):
     bottleneck: BNNeck, BatchNorm over ``[B, D]`` with γ ~ N(1, 0.01) and
       no β (the reference's β is frozen at 0, which is the same thing).
     classifier: bias-free Linear D → num_classes, W ~ N(0, 0.001).
+    gem: GeM pooling; ``gem.p`` is a parameter only with ``gem_learnable``.
     feature_dim: D = 8·width·expansion (2048 for ResNet-50, width 64).
     deterministic: False in training mode, True in evaluation mode.
   """
@@ -81,6 +82,7 @@ class AGW(nnx.Module):
       non_local: bool = True,
       non_local_inner: NonLocalInner | int = 'reference',
       pooling: Literal['gem', 'avg'] = 'gem',
+      gem_learnable: bool = False,
       dtype: DTypeLike = jnp.float32,
       rngs: nnx.Rngs,
   ):
@@ -94,7 +96,9 @@ class AGW(nnx.Module):
       non_local: add the five non-local blocks ('agw'); False for 'base'.
       non_local_inner: inner width of the non-local blocks, see
         :class:`NonLocalBlock` ('reference' = 1).
-      pooling: 'gem' (p = 3, fixed) or 'avg' (the 'base' method).
+      pooling: 'gem' (p = 3) or 'avg' (the 'base' method).
+      gem_learnable: make GeM's p a trainable parameter (initialised to 3,
+        in the backbone LR group) instead of the reference's constant.
       dtype: compute dtype of the backbone; parameters, pooling, BNNeck and
         classifier are float32.
       rngs: supplies the ``params`` keys.
@@ -117,7 +121,7 @@ class AGW(nnx.Module):
         rngs=rngs,
     )
     self.pooling = pooling
-    self.gem = GeneralizedMeanPooling(p=3.0, eps=1e-12)
+    self.gem = GeneralizedMeanPooling(p=3.0, eps=1e-12, learnable=gem_learnable)
     self.feature_dim = self.stages.out_channels
     self.num_classes = num_classes
     self.bottleneck = BatchNorm(
@@ -188,6 +192,33 @@ class AGW(nnx.Module):
     if self.deterministic:
       return {'pool': l2_normalize(pooled), 'bn': l2_normalize(bn_features)}
     return pooled, self.classifier(bn_features)
+
+
+def build_agw(model_config: Any, num_classes: int, *, rngs: nnx.Rngs) -> AGW:
+  """An :class:`AGW` from the ``config.model`` block (``configs/default.py``).
+
+  Reads depth, width, last_stride, non_local, non_local_inner, pooling,
+  dtype and, when present, gem_learnable (older configs lack it: False).
+  ``pretrained`` is not read here: weights are imported by
+  :mod:`vireid_jax.checkpoints`.
+
+  Args:
+    model_config: ``config.model`` (a ConfigDict or any attribute container).
+    num_classes: number of training identities.
+    rngs: supplies the ``params`` keys.
+  """
+  return AGW(
+      num_classes,
+      depth=model_config.depth,
+      width=model_config.width,
+      last_stride=model_config.last_stride,
+      non_local=model_config.non_local,
+      non_local_inner=model_config.non_local_inner,
+      pooling=model_config.pooling,
+      gem_learnable=bool(getattr(model_config, 'gem_learnable', False)),
+      dtype=jnp.dtype(model_config.dtype),
+      rngs=rngs,
+  )
 
 
 def _key_name(key: Any) -> Any:

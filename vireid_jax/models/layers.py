@@ -99,7 +99,9 @@ def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
   return x / jnp.sqrt(jnp.sum(x * x, axis=axis, keepdims=True))
 
 
-def gem_pool(x: jax.Array, p: float = 3.0, eps: float = 1e-12) -> jax.Array:
+def gem_pool(
+    x: jax.Array, p: float | jax.Array = 3.0, eps: float = 1e-12
+) -> jax.Array:
   """Generalised-mean pooling ``(mean_{h,w} x^p + eps)^(1/p)``.
 
   ``eps`` is added inside the root, after the mean, as in the reference
@@ -110,7 +112,7 @@ def gem_pool(x: jax.Array, p: float = 3.0, eps: float = 1e-12) -> jax.Array:
 
   Args:
     x: feature map ``[B, H, W, C]``.
-    p: the (fixed) exponent.
+    p: the exponent, a Python float or a scalar array (learnable GeM).
     eps: added to the mean before the root.
 
   Returns:
@@ -121,19 +123,34 @@ def gem_pool(x: jax.Array, p: float = 3.0, eps: float = 1e-12) -> jax.Array:
 
 
 class GeneralizedMeanPooling(nnx.Module):
-  """Module wrapper of :func:`gem_pool` with a fixed exponent ``p``.
+  """Module wrapper of :func:`gem_pool`, with a fixed or a learnable exponent.
 
-  ``p`` is a Python float, not a parameter: the reference's AGW model uses a
-  constant 3 inside ``forward``.
+  By default ``p`` is a Python float, not a parameter: the reference's AGW
+  model uses a constant 3 inside ``forward`` (spec §4.4). ``learnable=True``
+  makes it a scalar ``nnx.Param`` initialised to ``p`` (Radenović et al.'s
+  trainable GeM; not in any reference of this project). The formula stays
+  the reference's, eps inside the root and no clamp: at a zero activation
+  the gradient with respect to ``p`` is 0 (JAX differentiates ``x**p`` in
+  ``p`` through ``log`` of the base with zeros replaced by ones), and with
+  respect to ``x`` it is finite as long as ``p ≥ 1``.
   """
 
-  def __init__(self, p: float = 3.0, eps: float = 1e-12):
-    self.p = p
+  def __init__(self, p: float = 3.0, eps: float = 1e-12, *, learnable: bool = False):
+    """Creates the pooling.
+
+    Args:
+      p: the exponent, or its initial value when ``learnable``.
+      eps: added to the mean before the root.
+      learnable: make ``p`` a trainable scalar parameter.
+    """
+    self.p = nnx.Param(jnp.asarray(p, jnp.float32)) if learnable else float(p)
     self.eps = eps
+    self.learnable = learnable
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """``[B, H, W, C]`` -> ``[B, C]`` (float32)."""
-    return gem_pool(x, self.p, self.eps)
+    p = self.p[...] if self.learnable else self.p
+    return gem_pool(x, p, self.eps)
 
 
 def average_pool(x: jax.Array) -> jax.Array:
