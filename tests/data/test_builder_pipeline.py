@@ -87,16 +87,19 @@ def test_missing_real_dataset_names_the_folder(tmp_path):
 
 def test_train_dataset_batches_follow_the_sampler_and_resume(tiny_sysu):
   _, _, train, _ = tiny_sysu
-  kwargs = dict(ids_per_batch=3, images_per_id=2, pad=2, seed=5, epoch=1)
-  batches = list(pipeline.agw_train_dataset(train, **kwargs).as_numpy_iterator())
-  assert len(batches) == pipeline.steps_per_epoch(train, 3, 2)
+  data_config = ml_collections.ConfigDict(dict(
+      sampler="agw", augmentation="agw", random_erasing="none", ids_per_batch=3,
+      images_per_id=2, pad=2))
+  kwargs = dict(seed=5, epoch=1)
+  batches = list(pipeline.train_dataset(train, data_config, **kwargs).as_numpy_iterator())
+  assert len(batches) == pipeline.steps_per_epoch(train, data_config)
   first = batches[0]
   assert first["visible"].shape == (6, HEIGHT, WIDTH, 3)
   assert first["visible"].dtype == np.float32
   np.testing.assert_array_equal(first["visible_labels"], first["infrared_labels"])
   assert len(set(first["visible_labels"].tolist())) == 3
   # Starting at batch 2 gives exactly batches 2.. of the full epoch (same images, same crops).
-  resumed = list(pipeline.agw_train_dataset(train, start_batch=2, **kwargs)
+  resumed = list(pipeline.train_dataset(train, data_config, start_batch=2, **kwargs)
                  .as_numpy_iterator())
   assert len(resumed) == len(batches) - 2
   for full, again in zip(batches[2:], resumed):

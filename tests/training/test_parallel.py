@@ -102,18 +102,6 @@ def test_bfloat16_compute_keeps_float32_parameters_statistics_and_losses():
   assert np.isfinite(one_loss) and abs(one_loss - eight_loss) <= 1e-2 * abs(one_loss)
 
 
-@pytest.mark.parametrize("process_count", [1, 2, 4])
-def test_process_slices_tile_the_global_batch(process_count):
-  rows = np.concatenate([np.arange(32)[parallel.process_batch_slice(32, index, process_count)]
-                         for index in range(process_count)])
-  np.testing.assert_array_equal(rows, np.arange(32))
-
-
-def test_process_slice_rejects_an_uneven_split():
-  with pytest.raises(ValueError, match="30 rows does not split over 4 processes"):
-    parallel.process_batch_slice(30, 0, 4)
-
-
 def test_indivisible_batch_names_the_config_key():
   mesh = parallel.make_mesh()
   if mesh.size == 1:

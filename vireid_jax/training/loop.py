@@ -73,8 +73,7 @@ def run(config, workdir: str, *, mode: str = "train_and_eval",
   mesh = parallel.make_mesh()
   method = methods.get(config.method)
   num_classes = int(train_split.labels.max()) + 1
-  reference_steps = pipeline.steps_per_epoch(train_split, config.data.ids_per_batch,
-                                             config.data.images_per_id)
+  reference_steps = pipeline.steps_per_epoch(train_split, config.data)
   steps_per_epoch = config.train.steps_per_epoch
   if steps_per_epoch <= 0:
     steps_per_epoch = reference_steps
@@ -102,10 +101,9 @@ def run(config, workdir: str, *, mode: str = "train_and_eval",
         logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
       state = train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh,
                     make_dataset=functools.partial(
-                        pipeline.agw_train_dataset, train_split,
-                        ids_per_batch=config.data.ids_per_batch,
-                        images_per_id=config.data.images_per_id, pad=config.data.pad,
-                        seed=config.seed),
+                        pipeline.train_dataset, train_split, config.data, seed=config.seed,
+                        process_index=jax.process_index(),
+                        process_count=jax.process_count()),
                     context=EpochContext(config=config, train=train_split, mesh=mesh,
                                          features=features))
     finally:
@@ -192,9 +190,8 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
       dataset = make_dataset(epoch=epoch, start_batch=start_batch)
       epoch_start = time.time()
       for batch in dataset.take(steps_per_epoch - start_batch).as_numpy_iterator():
-        local_batch = {name: value[parallel.process_batch_slice(len(value))]
-                       for name, value in batch.items()}
-        state, metrics = train_step(state, parallel.global_batch(local_batch, mesh))
+        # The pipeline yields only this process's rows of the global batch.
+        state, metrics = train_step(state, parallel.global_batch(batch, mesh))
         step += 1
         progress.update(1)
         # Checking the previous step's losses keeps one step in flight on the device.

@@ -6,8 +6,8 @@ then one `jax.jit` over global arrays: XLA inserts the gradient all-reduce, and 
 statistics are computed over the global batch, exactly as on one device holding the whole batch.
 
 Multi-host: each process holds the rows of every global batch that belong to its own devices
-(`process_batch_slice`), and `global_batch` assembles them into one global array without copying
-data between hosts.
+(contiguous, in process order: `vireid_jax.data.pipeline.train_dataset` yields exactly those),
+and `global_batch` assembles them into one global array without copying data between hosts.
 """
 
 from __future__ import annotations
@@ -44,22 +44,6 @@ def check_divisible(global_batch_size: int, mesh: Mesh, what: str) -> None:
   if global_batch_size % mesh.size:
     raise ValueError(f"{what}={global_batch_size} is not divisible by the {mesh.size} devices "
                      "of the mesh; change it to a multiple of the device count.")
-
-
-def process_batch_slice(global_batch_size: int, process_index: int | None = None,
-                        process_count: int | None = None) -> slice:
-  """The rows of a global batch that this process feeds (contiguous, in process order).
-
-  `jax.make_array_from_process_local_data` expects each process's devices to hold a
-  contiguous block of rows, in process order, which holds for the meshes `make_mesh` builds.
-  """
-  process_index = jax.process_index() if process_index is None else process_index
-  process_count = jax.process_count() if process_count is None else process_count
-  if global_batch_size % process_count:
-    raise ValueError(f"A global batch of {global_batch_size} rows does not split over "
-                     f"{process_count} processes.")
-  rows = global_batch_size // process_count
-  return slice(process_index * rows, (process_index + 1) * rows)
 
 
 def global_batch(local_batch: Any, mesh: Mesh) -> Any:
