@@ -72,8 +72,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.distributed = False          # multi-host: call jax.distributed.initialize()
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.protocol = "sysu"             # read by the loop until it calls evaluation.evaluate,
-                                            # which takes the dataset from config.data.dataset
   # Protocols (vireid_jax.evaluation.protocols names each variant in the results).
   config.eval.mode = "all"                  # SYSU-MM01: "all" or "indoor" search
   config.eval.gallery_shots = 1             # SYSU-MM01: images per (id, camera); 10 = official only

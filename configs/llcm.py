@@ -12,5 +12,4 @@ def get_config():
   config.data.dataset = "llcm"
   config.data.root = "data/LLCM"
   config.data.random_erasing = "llcm"
-  config.eval.protocol = "llcm"
   return config

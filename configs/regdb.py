@@ -13,5 +13,4 @@ def get_config():
   config.data.dataset = "regdb"
   config.data.root = "data/RegDB"
   config.data.trial = 1                     # 1..10
-  config.eval.protocol = "regdb"
   return config

@@ -18,5 +18,4 @@ def get_config():
   # As the SYSU-MM01 demo: half of each NIR reflectance follows the visible brightness.
   config.data.synthetic = dict(seed=0, nir_luminance_mix=0.5)
   config.data.random_erasing = "llcm"
-  config.eval.protocol = "llcm"
   return config

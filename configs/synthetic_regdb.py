@@ -18,5 +18,4 @@ def get_config():
   config.data.tfds_dir = "data/synthetic_regdb_tfds"
   # As the SYSU-MM01 demo: half of each NIR reflectance follows the visible brightness.
   config.data.synthetic = dict(seed=0, nir_luminance_mix=0.5)
-  config.eval.protocol = "regdb"
   return config

@@ -107,16 +107,6 @@ def test_train_dataset_batches_follow_the_sampler_and_resume(tiny_sysu):
       np.testing.assert_array_equal(full[key], again[key])
 
 
-def test_eval_batches_normalise_in_order(tiny_sysu):
-  _, _, _, test = tiny_sysu
-  batches = list(pipeline.eval_batches(test.images, 5))
-  assert [len(b) for b in batches][:-1] == [5] * (len(batches) - 1)
-  stacked = np.concatenate(batches)
-  expected = (test.images / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array(
-      [0.229, 0.224, 0.225])
-  np.testing.assert_allclose(stacked, expected, atol=1e-5)
-
-
 def test_synthetic_folder_generated_with_other_options_is_refused(tiny_sysu):
   root, data_config, _, _ = tiny_sysu
   other = ml_collections.ConfigDict(data_config.to_dict())

@@ -23,7 +23,6 @@ def test_real_and_synthetic_configs_select_the_same_dataset_and_protocol(real, c
   real_config, synthetic_config = get_config(real), get_config(counterpart)
   for config in (real_config, synthetic_config):
     assert config.data.dataset == dataset
-    assert config.eval.protocol == dataset
   # Training-side data settings that define the experiment are shared.
   for key in ("trial", "random_erasing", "sampler", "ids_per_batch", "images_per_id"):
     if key in real_config.data:

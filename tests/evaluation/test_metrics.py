@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vireid_jax.evaluation import rank_metrics
+from vireid_jax.evaluation import rank_metrics_from_features
 
 # A hand-made gallery of 7 items:
 #   index:  0  1  2  3  4  5  6
@@ -273,3 +274,108 @@ def test_evaluation_package_does_not_import_tensorflow():
       "sys.exit(any(name.split('.')[0] == 'tensorflow' for name in sys.modules))"
   )
   assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def _reference_mcja_metrics(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=20):
+  """MCJA's metric (spec mcja.md §9): same-camera removal, deduplicated CMC, per-query loop."""
+  sorted_indices = np.argsort(distmat, axis=1)
+  cmc_counts = np.zeros(len(np.unique(g_pids)))
+  num_valid, ap_sum, inp_sum = 0, 0.0, 0.0
+  for q in range(distmat.shape[0]):
+    order = sorted_indices[q]
+    ranked = g_pids[order][g_cams[order] != q_cams[q]]
+    _, first = np.unique(ranked, return_index=True)
+    distinct = ranked[np.sort(first)]
+    match = ranked == q_pids[q]
+    if match.sum() == 0:
+      continue
+    num_valid += 1
+    hits = np.pad(distinct == q_pids[q], (0, len(cmc_counts) - len(distinct)))
+    cmc_counts += hits
+    positions = np.where(match)[0]
+    ap_sum += np.mean(np.arange(1, match.sum() + 1) / (positions + 1))
+    inp_sum += match.sum() / (positions[-1] + 1)
+  return np.cumsum(cmc_counts / num_valid)[:max_rank], ap_sum / num_valid, inp_sum / num_valid
+
+
+def test_regdb_with_deduplicated_cmc_matches_mcja_metric():
+  # MCJA scores RegDB (visible cam 2, thermal cam 3: nothing removed) with the
+  # deduplicated CMC: `cmc="deduplicated"` must reproduce it; mAP/mINP unchanged.
+  distmat, query_pids, gallery_pids, _, _ = _random_problem(4, 120, 200, 30, [1], [2])
+  query_cams, gallery_cams = np.full(120, 3), np.full(200, 2)
+  expected_cmc, expected_map, expected_minp = _reference_mcja_metrics(
+      distmat, query_pids, gallery_pids, query_cams, gallery_cams
+  )
+  dedup = rank_metrics(distmat, query_pids, gallery_pids, query_cams, gallery_cams,
+                       protocol="regdb", cmc="deduplicated")
+  standard = rank_metrics(distmat, query_pids, gallery_pids, query_cams, gallery_cams,
+                          protocol="regdb")
+  np.testing.assert_allclose(dedup["cmc"], expected_cmc, rtol=0, atol=1e-6)
+  np.testing.assert_allclose([dedup["mAP"], dedup["mINP"]], [expected_map, expected_minp],
+                             rtol=0, atol=1e-6)
+  assert dedup["mAP"] == standard["mAP"]
+  assert np.all(dedup["cmc"] >= standard["cmc"]) and np.any(dedup["cmc"] > standard["cmc"])
+  with pytest.raises(ValueError, match="cmc"):
+    rank_metrics(distmat, query_pids, gallery_pids, query_cams, gallery_cams, cmc="dedup")
+
+
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+def test_rank_metrics_from_features_equals_per_trial_rank_metrics(distance):
+  # Three trials, each with its own gallery (and ids and cameras), queries shared:
+  # one call must equal three `rank_metrics` calls on distances computed in float64.
+  rng = np.random.default_rng(5)
+  num_trials, num_query, num_gallery, dim = 3, 70, 40, 6
+  query_features = rng.normal(size=[num_query, dim]).astype(np.float32)
+  gallery_features = rng.normal(size=[num_trials, num_gallery, dim]).astype(np.float32)
+  # Few ids, short CMC: the reference fails when a query's deduplicated list is
+  # shorter than max_rank (see `rank_metrics`).
+  query_pids = rng.integers(0, 8, num_query)
+  gallery_pids = rng.integers(0, 8, [num_trials, num_gallery])
+  query_cams = rng.choice([3, 6], num_query)
+  gallery_cams = rng.choice([1, 2, 4, 5], [num_trials, num_gallery])
+  results = rank_metrics_from_features(
+      query_features, gallery_features, query_pids, gallery_pids, query_cams, gallery_cams,
+      protocol="sysu", distance=distance, max_rank=5, query_block_size=32,
+  )
+  assert len(results) == num_trials
+  for trial, result in enumerate(results):
+    q = query_features.astype(np.float64)
+    g = gallery_features[trial].astype(np.float64)
+    if distance == "cosine":
+      q = q / np.linalg.norm(q, axis=1, keepdims=True)
+      g = g / np.linalg.norm(g, axis=1, keepdims=True)
+      distmat = -q @ g.T
+    else:
+      distmat = np.linalg.norm(q[:, None] - g[None], axis=-1)
+    expected_cmc, expected_map, expected_minp, expected_valid = _reference_metrics(
+        distmat, query_pids, gallery_pids[trial], query_cams, gallery_cams[trial], "sysu",
+        max_rank=5,
+    )
+    assert result["num_valid_queries"] == expected_valid
+    np.testing.assert_allclose(result["cmc"], expected_cmc, rtol=0, atol=1e-6)
+    np.testing.assert_allclose([result["mAP"], result["mINP"]], [expected_map, expected_minp],
+                               rtol=0, atol=1e-6)
+  assert len({result["mAP"] for result in results}) == num_trials
+
+
+def test_rank_metrics_from_features_with_per_trial_queries():
+  # LLCM as the reference reports "VIS→IR": the queries change per trial, the
+  # gallery is shared. Trial t must equal a single-trial call on its queries.
+  rng = np.random.default_rng(6)
+  query_features = rng.normal(size=[2, 25, 5]).astype(np.float32)
+  gallery_features = rng.normal(size=[60, 5]).astype(np.float32)
+  query_pids = rng.integers(0, 8, [2, 25])
+  gallery_pids = rng.integers(0, 8, 60)
+  query_cams = rng.integers(1, 10, [2, 25])
+  gallery_cams = rng.integers(1, 10, 60)
+  both = rank_metrics_from_features(query_features, gallery_features, query_pids, gallery_pids,
+                                    query_cams, gallery_cams, protocol="llcm")
+  for trial in range(2):
+    (alone,) = rank_metrics_from_features(
+        query_features[trial], gallery_features, query_pids[trial], gallery_pids,
+        query_cams[trial], gallery_cams, protocol="llcm")
+    np.testing.assert_array_equal(both[trial]["cmc"], alone["cmc"])
+    assert both[trial]["mAP"] == alone["mAP"]
+  with pytest.raises(ValueError, match="trials"):
+    rank_metrics_from_features(query_features, gallery_features[None].repeat(3, 0), query_pids,
+                               gallery_pids, query_cams, gallery_cams, protocol="llcm")

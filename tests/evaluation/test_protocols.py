@@ -229,3 +229,213 @@ def test_negative_cosine_distance():
       [[0.0, -1.0, -0.8], [-0.8, -0.6, -0.96]],
       atol=1e-6,
   )
+
+
+# ---------------------------------------------------------------------------
+# Official SYSU-MM01 scheme (rand_perm_cam.mat).
+
+REAL_SPLIT_FOLDER = "/work/shared/data/sysu_mm01_eval"
+
+
+def _write_rand_perm_cam(path, permutations_by_camera_and_id, num_ids):
+  """A rand_perm_cam.mat in the official structure: cell{camera}{id} = [trials, n]."""
+  import scipy.io
+
+  cells = np.empty((6, 1), dtype=object)
+  for camera in range(1, 7):
+    per_id = np.empty((num_ids, 1), dtype=object)
+    for person_id in range(1, num_ids + 1):
+      per_id[person_id - 1, 0] = permutations_by_camera_and_id.get(
+          (camera, person_id), np.zeros((0, 0), np.uint8)
+      )
+    cells[camera - 1, 0] = per_id
+  scipy.io.savemat(path, {"rand_perm_cam": cells})
+
+
+@pytest.fixture(scope="module")
+def fake_rand_perm_cam(tmp_path_factory):
+  """Permutations for the fake split: 4 trials, row t = a seeded permutation of 1..n."""
+  rng = np.random.default_rng(7)
+  permutations = {
+      (camera, person_id): np.stack([rng.permutation(n) + 1 for _ in range(4)]).astype(np.uint8)
+      for (camera, person_id), n in IMAGES_PER_CAMERA_AND_ID.items()
+  }
+  path = tmp_path_factory.mktemp("split") / "rand_perm_cam.mat"
+  _write_rand_perm_cam(path, permutations, num_ids=30)
+  return str(path), permutations
+
+
+@pytest.mark.parametrize("mode, shots", [("all", 1), ("indoor", 1), ("all", 10)])
+def test_official_gallery_takes_first_shots_of_each_permutation_row(
+    metadata, fake_rand_perm_cam, mode, shots
+):
+  person_ids, cameras, relative_paths = metadata
+  path, permutations = fake_rand_perm_cam
+  table = protocols.load_rand_perm_cam(path)
+  assert set(table) == set(permutations)
+  for trial in (0, 3):
+    indices = protocols.sysu_official_gallery_indices(
+        person_ids, cameras, relative_paths, trial=trial, mode=mode, shots=shots,
+        rand_perm_cam=table,
+    )
+    expected = sorted(
+        f"cam{camera}/{person_id:04d}/{number:04d}.jpg"
+        for (camera, person_id), rows in permutations.items()
+        if camera in protocols.SYSU_GALLERY_CAMERAS[mode]
+        for number in rows[trial, :shots]
+    )
+    assert sorted(relative_paths[i] for i in indices) == expected
+
+
+def test_sysu_trials_names_and_sizes(metadata, fake_rand_perm_cam):
+  person_ids, cameras, relative_paths = metadata
+  table = protocols.load_rand_perm_cam(fake_rand_perm_cam[0])
+  agw = protocols.sysu_trials(person_ids, cameras, relative_paths, num_trials=3)
+  assert agw.name == "sysu_all" and agw.num_trials == 3
+  for trial in range(3):
+    np.testing.assert_array_equal(
+        agw.gallery(trial), sysu_gallery_indices(person_ids, cameras, relative_paths, trial=trial)
+    )
+    np.testing.assert_array_equal(agw.queries(trial),
+                                  sysu_query_indices(person_ids, cameras, relative_paths))
+  official = protocols.sysu_trials(person_ids, cameras, relative_paths, mode="indoor",
+                                   num_trials=4, gallery_shots=10, gallery_scheme="official",
+                                   rand_perm_cam=table)
+  assert official.name == "sysu_indoor_10shot_official"
+  # Indoor RGB folders: (6, 1): 5, (6, 2): 3, (10, 1): 9, (17, 2): 6 images -> all of them.
+  assert len(official.gallery(0)) == 5 + 3 + 9 + 6
+  with pytest.raises(ValueError, match="official"):
+    protocols.sysu_trials(person_ids, cameras, relative_paths, gallery_shots=10)
+  with pytest.raises(ValueError, match="num_trials"):
+    protocols.sysu_trials(person_ids, cameras, relative_paths, num_trials=5,
+                          gallery_scheme="official", rand_perm_cam=table)
+
+
+def test_official_scheme_refuses_a_file_of_another_dataset(metadata, tmp_path):
+  person_ids, cameras, relative_paths = metadata
+  path = tmp_path / "rand_perm_cam.mat"
+  # Camera 1, id 6 has 5 images; a permutation naming image 9 is not this dataset.
+  _write_rand_perm_cam(path, {(1, 6): np.array([[9, 1, 2, 3, 4]], np.uint8)}, num_ids=30)
+  table = protocols.load_rand_perm_cam(path)
+  with pytest.raises(ValueError, match="cam1/0006/0009"):
+    protocols.sysu_official_gallery_indices(person_ids, cameras, relative_paths, trial=0,
+                                            rand_perm_cam=table, source=str(path))
+  with pytest.raises(FileNotFoundError, match="rand_perm_cam"):
+    protocols.load_rand_perm_cam(tmp_path / "missing.mat")
+  not_mat = tmp_path / "not.mat"
+  not_mat.write_text("hello")
+  with pytest.raises(ValueError, match="not.mat"):
+    protocols.load_rand_perm_cam(not_mat)
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_SPLIT_FOLDER),
+                    reason=f"the official SYSU-MM01 split files are not in {REAL_SPLIT_FOLDER}")
+@pytest.mark.parametrize("mode, shots, expected_size", [
+    ("all", 1, 301), ("indoor", 1, 112), ("all", 10, 3010), ("indoor", 10, 1120),
+])
+def test_official_gallery_sizes_on_the_real_split_files(mode, shots, expected_size):
+  # Spec §1.1.3: 301 / 112 single-shot and 3,010 / 1,120 multi-shot gallery images.
+  # The test split's RGB file list is rebuilt from the permutation sizes (n images
+  # per (camera, id) = the permutation length).
+  import scipy.io
+
+  table = protocols.load_rand_perm_cam(os.path.join(REAL_SPLIT_FOLDER, "rand_perm_cam.mat"))
+  test_ids = scipy.io.loadmat(os.path.join(REAL_SPLIT_FOLDER, "test_id.mat"))["id"].ravel()
+  assert len(test_ids) == 96
+  paths, person_ids, cameras = [], [], []
+  for (camera, person_id), rows in table.items():
+    if person_id in test_ids and camera in (1, 2, 4, 5):
+      assert rows.shape[0] == 10 and sorted(rows[0]) == list(range(1, rows.shape[1] + 1))
+      for number in range(1, rows.shape[1] + 1):
+        paths.append(f"cam{camera}/{person_id:04d}/{number:04d}.jpg")
+        person_ids.append(person_id)
+        cameras.append(camera)
+  assert len(paths) == 1374 + 1565 + 1918 + 1918  # test RGB images per camera (spec)
+  for trial in (0, 9):
+    indices = protocols.sysu_official_gallery_indices(
+        person_ids, cameras, paths, trial=trial, mode=mode, shots=shots, rand_perm_cam=table)
+    assert len(indices) == len(set(indices.tolist())) == expected_size
+
+
+# ---------------------------------------------------------------------------
+# RegDB and LLCM.
+
+
+def test_regdb_directions():
+  modalities = np.array([0, 1, 1, 0, 0, 1])
+  forward = protocols.regdb_trials(modalities)
+  assert forward.name == "regdb_visible_to_thermal" and forward.num_trials == 1
+  np.testing.assert_array_equal(forward.queries(0), [0, 3, 4])
+  np.testing.assert_array_equal(forward.gallery(0), [1, 2, 5])
+  backward = protocols.regdb_trials(modalities, direction="thermal_to_visible",
+                                    cmc="deduplicated")
+  assert backward.name == "regdb_thermal_to_visible_dedup_cmc"
+  assert backward.cmc == "deduplicated" and backward.query_modality == protocols.INFRARED
+  np.testing.assert_array_equal(backward.queries(0), [1, 2, 5])
+  with pytest.raises(ValueError, match="regdb_directions"):
+    protocols.regdb_trials(modalities, direction="v2t")
+
+
+@pytest.fixture(scope="module")
+def llcm_metadata():
+  """A small LLCM test split: 4 ids; VIS cams 1..9 and NIR cams without 3, varying counts."""
+  rng = np.random.default_rng(8)
+  paths, person_ids, cameras, modalities = [], [], [], []
+  for person_id in (3, 11, 12, 40):
+    for modality, folder, camera_list in ((0, "test_vis", protocols.LLCM_VISIBLE_CAMERAS),
+                                          (1, "test_nir", protocols.LLCM_INFRARED_CAMERAS)):
+      for camera in rng.choice(camera_list, size=3, replace=False):
+        for k in range(int(rng.integers(1, 5))):
+          paths.append(f"{folder}/cam{camera}/{person_id:04d}/c{camera}_{k:03d}.jpg")
+          person_ids.append(person_id)
+          cameras.append(int(camera))
+          modalities.append(modality)
+  order = rng.permutation(len(paths))
+  return (np.array(person_ids)[order], np.array(cameras)[order], np.array(modalities)[order],
+          [paths[i] for i in order])
+
+
+def _reference_llcm_draw(paths, trial, folder, camera_list):
+  """The reference's process_gallery_llcm draw over a folder list, paths only."""
+  random.seed(trial)
+  by_folder = {}
+  for path in paths:
+    if path.startswith(folder + "/"):
+      by_folder.setdefault(os.path.dirname(path), []).append(path)
+  chosen = []
+  for person_id in sorted({path.split("/")[2] for path in by_folder}):
+    for camera in camera_list:
+      files = by_folder.get(f"{folder}/cam{camera}/{person_id}")
+      if files:
+        chosen.append(random.choice(sorted(files)))
+  return chosen
+
+
+def test_llcm_directions_and_draws(llcm_metadata):
+  person_ids, cameras, modalities, paths = llcm_metadata
+  saved_state = random.getstate()
+  try:
+    ir_to_vis = protocols.llcm_trials(person_ids, cameras, modalities, paths, num_trials=3)
+    vis_to_ir = protocols.llcm_trials(person_ids, cameras, modalities, paths,
+                                      direction="vis_to_ir", num_trials=3)
+    swapped = protocols.llcm_trials(person_ids, cameras, modalities, paths,
+                                    direction="vis_to_ir_swapped", num_trials=3)
+    visible = set(np.flatnonzero(modalities == 0).tolist())
+    infrared = set(np.flatnonzero(modalities == 1).tolist())
+    assert set(ir_to_vis.queries(0).tolist()) == infrared
+    assert set(vis_to_ir.queries(0).tolist()) == visible
+    assert set(swapped.gallery(0).tolist()) == visible
+    for trial in range(3):
+      vis_draw = _reference_llcm_draw(paths, trial, "test_vis", protocols.LLCM_VISIBLE_CAMERAS)
+      nir_draw = _reference_llcm_draw(paths, trial, "test_nir", protocols.LLCM_INFRARED_CAMERAS)
+      assert [paths[i] for i in ir_to_vis.gallery(trial)] == vis_draw
+      assert [paths[i] for i in vis_to_ir.gallery(trial)] == nir_draw
+      # The reference's "VIS→IR": the sampled NIR images are the queries.
+      assert [paths[i] for i in swapped.queries(trial)] == nir_draw
+  finally:
+    random.setstate(saved_state)
+  assert swapped.query_modality == protocols.INFRARED and swapped.metric_protocol == "llcm"
+  assert ir_to_vis.name == "llcm_ir_to_vis" and swapped.name == "llcm_vis_to_ir_swapped"
+  # Queries in the reference's order: id, camera, file name.
+  query_keys = [(person_ids[i], cameras[i], paths[i]) for i in ir_to_vis.queries(0)]
+  assert query_keys == sorted(query_keys)

@@ -91,6 +91,9 @@ def test_main_job_prints_tables_and_writes_results(tiny_experiment):
   assert trained["bn"]["num_trials"] == 2 and len(trained["bn"]["per_trial"]["mAP"]) == 2
   assert 0.0 <= trained["bn"]["mean"]["mAP"] <= 1.0
   assert os.listdir(workdir / "tensorboard")
+  figures = sorted(os.listdir(workdir / "figures" / "trained"))
+  assert figures == ["cmc.png", "ranking_sysu_all_bn.png", "ranking_sysu_all_pool.png"]
+  assert "cmc.png" in os.listdir(workdir / "figures" / "before_training")
   # One checkpoint per epoch; the newest ones are kept.
   assert sorted(int(name) for name in os.listdir(workdir / "checkpoints")
                 if name.isdigit()) == [3, 6, 9]
@@ -272,3 +275,48 @@ def test_non_finite_loss_stops_naming_step_and_terms_and_keeps_last_checkpoint(t
   steps = sorted(int(name) for name in os.listdir(workdir / "checkpoints") if name.isdigit())
   assert steps == [1, 2, 3, 4]
   assert not (workdir / "results.json").exists()
+
+
+DATASET_CONFIGS = {
+    "regdb": ("synthetic_regdb.py", "dict(seed=1, num_ids=12, images_per_id=4, "
+              "image_height=48, image_width=24)",
+              {"regdb_visible_to_thermal", "regdb_thermal_to_visible"}),
+    "llcm": ("synthetic_llcm.py", "dict(seed=1, num_train_ids=8, num_test_ids=4, "
+             "images_per_camera=(1, 2), image_height=48, image_width=24)",
+             {"llcm_ir_to_vis", "llcm_vis_to_ir_swapped"}),
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASET_CONFIGS))
+def test_every_dataset_config_runs_end_to_end_on_its_synthetic_counterpart(dataset, tmp_path):
+  config_file, synthetic_options, protocols = DATASET_CONFIGS[dataset]
+  config_path = tmp_path / f"tiny_{dataset}.py"
+  config_path.write_text(textwrap.dedent(f"""
+      from configs import {config_file[:-3]} as experiment
+
+      def get_config():
+        config = experiment.get_config()
+        config.data.root = {str(tmp_path / 'raw')!r}
+        config.data.tfds_dir = {str(tmp_path / 'tfds')!r}
+        config.data.synthetic = {synthetic_options}
+        config.data.image_height = 48
+        config.data.image_width = 24
+        config.data.ids_per_batch = 4
+        config.data.images_per_id = 2
+        config.data.eval_batch_size = 16
+        config.model.width = 8
+        config.train.num_epochs = 1
+        config.train.steps_per_epoch = 2
+        config.optim.warmup_epochs = 1
+        config.eval.num_trials = 2
+        config.eval.before_training = False
+        return config
+      """))
+  completed = run_main(config_path, tmp_path / "run")
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  results = json.loads((tmp_path / "run" / "results.json").read_text())
+  assert {summary["protocol"] for summary in results["trained"]} == protocols
+  assert all(0.0 <= summary["mean"]["mAP"] <= 1.0 for summary in results["trained"])
+  figures = os.listdir(tmp_path / "run" / "figures" / "trained")
+  assert "cmc.png" in figures
+  assert any(name.startswith("ranking_") and name.endswith(".png") for name in figures)

@@ -12,7 +12,6 @@ batch dicts: what follows is JAX only.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
 
 import ml_collections
 import numpy as np
@@ -331,17 +330,6 @@ def synthetic_target_domain(split: SplitArrays, variant: str, dataset: str) -> S
       for image, modality, path in zip(split.images, split.modalities, split.relative_paths)
   ]) if len(split) else split.images
   return dataclasses.replace(split, images=images)
-
-
-def eval_batches(images: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-  """Test-time batches: [b, H, W, 3] float32 normalised, no augmentation (spec §3.1), in order."""
-  dataset = tf.data.Dataset.from_tensor_slices(np.arange(len(images)))
-  dataset = dataset.batch(batch_size)
-  dataset = dataset.map(
-      lambda index: augment.normalize(tf.numpy_function(
-          lambda i: images[i], [index], tf.uint8, stateful=False)),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return dataset.prefetch(2).as_numpy_iterator()
 
 
 def steps_per_epoch(train: SplitArrays, data_config, *,

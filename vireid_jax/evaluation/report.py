@@ -1,8 +1,10 @@
-"""Reporting: JSON-ready summaries, a results table, and an atomic results.json writer.
+"""Reporting: JSON-ready summaries, a results table, and atomic file writers.
 
 Metrics stay fractions in [0, 1] in every dict and file; only the table shows
 percentages.
 """
+
+from __future__ import annotations
 
 import json
 import os
@@ -136,13 +138,10 @@ def _to_json_compatible(value: Any) -> Any:
 
 
 def write_results_json(path: str | os.PathLike, results: Any) -> None:
-  """Writes `results` as JSON to `path` atomically.
+  """Writes `results` as JSON to `path` atomically (`write_file_atomically`).
 
-  The whole document is serialised before any file is touched, then written
-  to a temporary file in the same folder, flushed and fsync'ed, and moved over
-  `path` with `os.replace` (atomic on POSIX within one file system). A crash or
-  error at any point leaves either the old file or the complete new one, never
-  a truncated results.json, and no temporary file.
+  The whole document is serialised before any file is touched, so a results
+  object that cannot be written leaves the old file as it was.
 
   Args:
     path: destination file; its folder must exist.
@@ -153,15 +152,33 @@ def write_results_json(path: str | os.PathLike, results: Any) -> None:
     TypeError, ValueError: `results` cannot be serialised (nothing is written).
     OSError: the file could not be written (the old file, if any, is intact).
   """
-  path = os.fspath(path)
   text = json.dumps(results, default=_to_json_compatible, indent=2, allow_nan=False) + "\n"
+  write_file_atomically(path, text.encode("utf-8"))
+
+
+def write_file_atomically(path: str | os.PathLike, data: bytes) -> None:
+  """Writes `data` to `path` so that readers see the old file or the new one, never half.
+
+  The bytes go to a temporary file in the same folder, flushed and fsync'ed,
+  which is then moved over `path` with `os.replace` (atomic on POSIX within
+  one file system). A crash or error at any point leaves either the old file
+  or the complete new one, and no temporary file.
+
+  Args:
+    path: destination file; its folder must exist.
+    data: the complete new content.
+
+  Raises:
+    OSError: the file could not be written (the old file, if any, is intact).
+  """
+  path = os.fspath(path)
   folder = os.path.dirname(os.path.abspath(path))
   file_descriptor, temporary_path = tempfile.mkstemp(
       dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
   )
   try:
-    with os.fdopen(file_descriptor, "w", encoding="utf-8") as f:
-      f.write(text)
+    with os.fdopen(file_descriptor, "wb") as f:
+      f.write(data)
       f.flush()
       os.fsync(f.fileno())
     # mkstemp creates files readable by the owner only; results are meant to be shared.

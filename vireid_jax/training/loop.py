@@ -23,17 +23,13 @@ import jax
 import numpy as np
 import tqdm
 
+from vireid_jax import evaluation
 from vireid_jax import methods
-from vireid_jax.evaluation import protocols
 from vireid_jax.evaluation import report
 from vireid_jax.training import checkpoint
 from vireid_jax.training import parallel
 from vireid_jax.training import summary
 from vireid_jax.training import workdir_config
-
-# `vireid_jax.data.pipeline.VISIBLE`, restated so this module imports without TensorFlow.
-VISIBLE = 0
-
 
 @dataclasses.dataclass
 class EpochContext:
@@ -43,7 +39,7 @@ class EpochContext:
     config: the experiment config.
     train: the decoded training split (`vireid_jax.data.pipeline.SplitArrays`).
     mesh: the device mesh.
-    features: (state, images [N, H, W, 3] uint8, modality) -> {"pool", "bn"} [N, D] NumPy,
+    features: (state, images [N, H, W, 3] uint8, modality) -> {"pool", "bn"} [N, D],
       computed in evaluation mode in batches over the mesh.
   """
 
@@ -86,9 +82,11 @@ def run(config, workdir: str, *, mode: str = "train_and_eval",
   make_state = lambda: parallel.replicate(
       method.create_state(config, num_classes, steps_per_epoch), mesh)
   state = make_state()
-  features = functools.partial(extract_features, features_fn=jit_features(method, mesh),
-                               mesh=mesh, batch_size=config.data.eval_batch_size,
-                               eval_batches=pipeline.eval_batches)
+  state_features = bind_features(jit_features(method, mesh), mesh)
+
+  def features(state, images, modality):
+    return evaluation.extract_features(state_features(state), images, modality,
+                                       batch_size=config.data.eval_batch_size)
 
   if mode == "eval":
     state = restore_for_evaluation(config, workdir, state)
@@ -112,16 +110,22 @@ def run(config, workdir: str, *, mode: str = "train_and_eval",
   if mode == "train":
     return None
 
-  evaluate_fn = functools.partial(evaluate, features=features, test=test_split,
-                                  eval_config=config.eval)
+  def evaluate(state, name):
+    # Pictures are written by process 0 only.
+    output_dir = os.path.join(workdir, "figures", name) if jax.process_index() == 0 else None
+    return evaluation.evaluate(
+        state_features(state), test_split, config.eval, dataset=config.data.dataset,
+        batch_size=config.data.eval_batch_size, output_dir=output_dir,
+        data_trial=config.data.trial if config.data.dataset == "regdb" else None)
+
   results = {"step": int(jax.device_get(state.step)), "main_feature": config.eval.main_feature}
   if config.eval.before_training:
     # The initial state is a pure function of the config (so a resumed run reports the same);
     # it is rebuilt because training donated the first one's buffers.
-    results["before_training"] = evaluate_fn(make_state())
+    results["before_training"] = evaluate(make_state(), "before_training")
     print("Before training (step 0):\n" + report.format_results_table(
         results["before_training"]), flush=True)
-  results["trained"] = evaluate_fn(state)
+  results["trained"] = evaluate(state, "trained")
   print(f"Trained (step {results['step']}):\n" + report.format_results_table(
       results["trained"]), flush=True)
   if jax.process_index() == 0:
@@ -156,6 +160,18 @@ def jit_train_step(method, config, mesh):
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
                  donate_argnums=0)
+
+
+def bind_features(jitted_features, mesh):
+  """state → features_fn(images [B, H, W, 3] float32, modality) for `evaluation.evaluate`."""
+  def for_state(state):
+    def features_fn(images, modality):
+      if jax.process_count() > 1:
+        # Every process passes the same batch; each places the rows of its own devices.
+        images = parallel.replicated_batch(np.asarray(images), mesh)
+      return jitted_features(state, images, modality)
+    return features_fn
+  return for_state
 
 
 def jit_features(method, mesh):
@@ -238,42 +254,3 @@ def check_finite(metrics: dict, step: int) -> dict:
                              "last good checkpoint is kept. Lower the learning rate or check "
                              "the data.")
   return metrics
-
-
-def extract_features(state, images: np.ndarray, modality: str, *, features_fn, mesh,
-                     batch_size: int, eval_batches) -> dict[str, np.ndarray]:
-  """Features of `images` [N, H, W, 3] uint8, computed in fixed-size batches over the mesh.
-
-  The last batch is zero-padded to `batch_size` so one compiled program serves all batches.
-  """
-  outputs: dict[str, list[np.ndarray]] = {}
-  for batch in eval_batches(images, batch_size):
-    count = len(batch)
-    if count < batch_size:
-      batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]),
-                                              batch.dtype)])
-    result = features_fn(state, parallel.replicated_batch(batch, mesh), modality)
-    for name, value in jax.device_get(result).items():
-      outputs.setdefault(name, []).append(np.asarray(value[:count]))
-  return {name: np.concatenate(values) for name, values in outputs.items()}
-
-
-def evaluate(state, *, features, test, eval_config) -> list[dict]:
-  """SYSU-MM01 protocol (spec §7.3) on the test split: one summary per configured feature."""
-  if eval_config.protocol != "sysu":
-    raise ValueError(f"config.eval.protocol={eval_config.protocol!r}: only 'sysu' so far.")
-  query_indices = protocols.sysu_query_indices(test.person_ids, test.cameras,
-                                               test.relative_paths)
-  candidate_indices = np.flatnonzero(test.modalities == VISIBLE)
-  query_features = features(state, test.images[query_indices], "infrared")
-  candidate_features = features(state, test.images[candidate_indices], "visible")
-  summaries = []
-  for feature in eval_config.features:
-    outcome = protocols.evaluate_sysu(
-        query_features[feature], test.person_ids[query_indices], test.cameras[query_indices],
-        candidate_features[feature], test.person_ids[candidate_indices],
-        test.cameras[candidate_indices], test.relative_paths[candidate_indices],
-        mode=eval_config.mode, num_trials=eval_config.num_trials,
-        max_rank=eval_config.max_rank)
-    summaries.append(report.summarize_trials(outcome, feature=feature))
-  return summaries
