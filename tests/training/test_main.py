@@ -59,7 +59,9 @@ def write_config(folder, name, extra=""):
 def run_main(config_path, workdir, *extra, background=False, devices=1):
   command = [sys.executable, "-m", "vireid_jax.main", f"--config={config_path}",
              f"--workdir={workdir}", *extra]
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+  # Compiling dominates these tiny runs; XLA's optimisations cost more than they save.
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+             JAX_DISABLE_MOST_OPTIMIZATIONS="true")
   if devices > 1:
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   if background:
@@ -180,7 +182,8 @@ def test_sysu_config_without_the_dataset_names_the_folder(tmp_path):
 def test_eval_restores_the_checkpoint_the_config_names(tiny_experiment, tmp_path):
   _, config_path, uninterrupted, _ = tiny_experiment
   completed = run_main(config_path, tmp_path / "evaluation", "--mode=eval",
-                       f"--config.eval.checkpoint={uninterrupted / 'checkpoints' / '6'}")
+                       f"--config.eval.checkpoint={uninterrupted / 'checkpoints' / '6'}",
+                       "--config.eval.before_training=False", "--config.eval.num_trials=1")
   assert completed.returncode == 0, completed.stderr
   assert "Trained (step 6):" in completed.stdout
   assert json.loads((tmp_path / "evaluation" / "results.json").read_text())["step"] == 6
@@ -206,24 +209,6 @@ def test_workdir_with_another_training_config_is_refused_unless_overridden(tiny_
   assert "optim.base_lr: workdir 0.1, now 0.5" in refused.stderr
   assert "--override_config" in refused.stderr
   assert (uninterrupted / "config.json").read_text() == recorded
-  # Keys that do not change training may differ (here: evaluation trials).
-  accepted = run_main(config_path, uninterrupted, "--mode=eval", "--config.eval.num_trials=1")
-  assert accepted.returncode == 0, accepted.stderr
-  assert (uninterrupted / "config.json").read_text() == recorded
-
-
-def test_override_keeps_the_replaced_config(tiny_experiment, tmp_path):
-  import shutil
-  _, config_path, uninterrupted, _ = tiny_experiment
-  workdir = tmp_path / "copy"
-  shutil.copytree(uninterrupted, workdir)
-  completed = run_main(config_path, workdir, "--mode=train", "--config.optim.base_lr=0.5",
-                       "--override_config")
-  assert completed.returncode == 0, completed.stderr
-  assert json.loads((workdir / "config.json").read_text())["optim"]["base_lr"] == 0.5
-  replaced = [name for name in os.listdir(workdir) if name.startswith("config.replaced-")]
-  assert len(replaced) == 1
-  assert json.loads((workdir / replaced[0]).read_text())["optim"]["base_lr"] == 0.1
 
 
 def test_trains_and_evaluates_on_eight_devices(tiny_experiment, tmp_path):

@@ -27,63 +27,72 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
     from vireid_jax.methods import agw
     from vireid_jax.training import loop, parallel
 
+    # Equality across meshes does not depend on XLA's optimisations; compiling is faster.
+    jax.config.update("jax_disable_most_optimizations", True)
     assert jax.device_count() == 8, jax.devices()
-    config = synthetic.get_config()
-    config.model.width = 8
-    config.model.dtype = {dtype!r}
     rng = np.random.default_rng(0)
-    batch = {{
+    batch = {
         "visible": rng.normal(size=(8, 64, 32, 3)).astype(np.float32),
         "infrared": rng.normal(size=(8, 64, 32, 3)).astype(np.float32),
         "visible_labels": np.repeat(np.arange(4), 2).astype(np.int32),
         "infrared_labels": np.repeat(np.arange(4), 2).astype(np.int32),
-    }}
-    outputs = {{}}
-    for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
-      mesh = parallel.make_mesh(devices)
-      state = parallel.replicate(agw.create_state(config, 4, 10), mesh)
-      step = loop.jit_train_step(agw, config, mesh)
-      global_batch = parallel.global_batch(batch, mesh)
-      assert len(global_batch["visible"].sharding.device_set) == len(devices)
-      for _ in range(2):
-        state, metrics = step(state, global_batch)
-      outputs[name] = (jax.device_get(state.params), jax.device_get(state.batch_stats),
-                       jax.device_get(metrics),
-                       len(state.params["bottleneck"]["scale"].value.sharding.device_set))
-    one, eight = outputs["one"], outputs["eight"]
+    }
+
     def max_relative(a, b):
       # Largest difference of a leaf, relative to that leaf's largest magnitude.
-      a, b = jax.tree.leaves_with_path(a), jax.tree.leaves_with_path(b)
-      worst = max((float(np.max(np.abs(x - y)) / (np.max(np.abs(x)) + 1e-12)),
-                   jax.tree_util.keystr(path)) for (path, x), (_, y) in zip(a, b))
-      return worst[0]
-    print("RESULT " + json.dumps({{
-        "loss": [float(one[2]["loss"]), float(eight[2]["loss"])],
-        "params": max_relative(one[0], eight[0]),
-        "batch_stats": max_relative(one[1], eight[1]),
-        "param_devices": [one[3], eight[3]],
-        "param_dtypes": sorted({{str(x.dtype) for x in jax.tree.leaves(eight[0])}}),
-        "stat_dtypes": sorted({{str(x.dtype) for x in jax.tree.leaves(eight[1])}}),
-        "loss_dtype": str(eight[2]["loss"].dtype),
-    }}))
+      return max(float(np.max(np.abs(x - y)) / (np.max(np.abs(x)) + 1e-12))
+                 for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    report = {}
+    for dtype in ("float32", "bfloat16"):
+      config = synthetic.get_config()
+      config.model.width = 8
+      config.model.dtype = dtype
+      outputs = {}
+      for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
+        mesh = parallel.make_mesh(devices)
+        state = parallel.replicate(agw.create_state(config, 4, 10), mesh)
+        step = loop.jit_train_step(agw, config, mesh)
+        global_batch = parallel.global_batch(batch, mesh)
+        assert len(global_batch["visible"].sharding.device_set) == len(devices)
+        losses = []
+        for _ in range(2):
+          state, metrics = step(state, global_batch)
+          losses.append(float(metrics["loss"]))
+        outputs[name] = dict(
+            params=jax.device_get(state.params), stats=jax.device_get(state.batch_stats),
+            losses=losses, loss_dtype=str(metrics["loss"].dtype),
+            param_devices=len(state.params["bottleneck"]["scale"].value.sharding.device_set))
+      one, eight = outputs["one"], outputs["eight"]
+      report[dtype] = {
+          "losses": [one["losses"], eight["losses"]],
+          "params": max_relative(one["params"], eight["params"]),
+          "batch_stats": max_relative(one["stats"], eight["stats"]),
+          "param_devices": [one["param_devices"], eight["param_devices"]],
+          "param_dtypes": sorted({str(x.dtype) for x in jax.tree.leaves(eight["params"])}),
+          "stat_dtypes": sorted({str(x.dtype) for x in jax.tree.leaves(eight["stats"])}),
+          "loss_dtype": eight["loss_dtype"],
+      }
+    print("RESULT " + json.dumps(report))
     """)
 
 
-def run_on_eight_devices(dtype):
+@pytest.fixture(scope="module")
+def eight_device_steps():
+  """Two AGW steps in float32 and in bfloat16, each on a 1-device and an 8-device mesh."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
-  completed = subprocess.run([sys.executable, "-c", STEP_ON_TWO_MESHES.format(dtype=dtype)],
-                             cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                             timeout=600)
+  completed = subprocess.run([sys.executable, "-c", STEP_ON_TWO_MESHES], cwd=REPO_ROOT,
+                             env=env, capture_output=True, text=True, timeout=900)
   assert completed.returncode == 0, completed.stderr[-3000:]
   line = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")][-1]
   return json.loads(line[len("RESULT "):])
 
 
-def test_step_on_eight_devices_equals_the_step_on_one():
-  result = run_on_eight_devices("float32")
-  one_loss, eight_loss = result["loss"]
-  assert abs(one_loss - eight_loss) <= 1e-5 * abs(one_loss)
+def test_step_on_eight_devices_equals_the_step_on_one(eight_device_steps):
+  result = eight_device_steps["float32"]
+  for one_loss, eight_loss in zip(*result["losses"]):
+    assert abs(one_loss - eight_loss) <= 1e-5 * abs(one_loss)
   # Two SGD updates; only the order of the cross-device sums differs. The worst leaf is the
   # bias of a width-1 non-local projection, whose gradient sums thousands of nearly
   # cancelling float32 terms (about 1e-4 relative); every other leaf agrees to ~1e-6.
@@ -93,13 +102,19 @@ def test_step_on_eight_devices_equals_the_step_on_one():
   assert result["param_devices"] == [1, 8]
 
 
-def test_bfloat16_compute_keeps_float32_parameters_statistics_and_losses():
-  result = run_on_eight_devices("bfloat16")
+def test_bfloat16_compute_keeps_float32_parameters_statistics_and_losses(eight_device_steps):
+  result = eight_device_steps["bfloat16"]
   assert result["param_dtypes"] == ["float32"]
   assert result["stat_dtypes"] == ["float32"]
   assert result["loss_dtype"] == "float32"
-  one_loss, eight_loss = result["loss"]
-  assert np.isfinite(one_loss) and abs(one_loss - eight_loss) <= 1e-2 * abs(one_loss)
+  # The first step's loss (same parameters on both meshes) agrees to bfloat16 rounding, and
+  # with the float32 model's; after an update, bfloat16 rounding of different partial sums
+  # makes the meshes drift apart a little more.
+  (one_first, one_second), (eight_first, eight_second) = result["losses"]
+  float32_first = eight_device_steps["float32"]["losses"][0][0]
+  assert abs(one_first - eight_first) <= 1e-2 * abs(one_first)
+  assert abs(one_first - float32_first) <= 2e-2 * abs(float32_first)
+  assert np.isfinite(one_second) and abs(one_second - eight_second) <= 5e-2 * abs(one_second)
 
 
 def test_indivisible_batch_names_the_config_key():
