@@ -367,5 +367,5 @@ def test_synthetic_domain_depends_on_the_image_key_not_the_order():
         images[index], "noise", infrared=index == 1,
         seed=augment.synthetic_domain_seed("regdb", "noise", path))
     np.testing.assert_array_equal(forward.images[index], expected)
-  with pytest.raises(ValueError, match="background"):
-    pipeline.synthetic_target_domain(split, "background", "regdb")
+  with pytest.raises(ValueError, match="fog"):
+    pipeline.synthetic_target_domain(split, "fog", "regdb")

@@ -56,12 +56,23 @@ def write_config(folder, name, extra=""):
   return path
 
 
+COMPILATION_CACHE = {"directory": ""}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def compilation_cache(tmp_path_factory):
+  COMPILATION_CACHE["directory"] = str(tmp_path_factory.mktemp("xla_cache"))
+
+
 def run_main(config_path, workdir, *extra, background=False, devices=1):
   command = [sys.executable, "-m", "vireid_jax.main", f"--config={config_path}",
              f"--workdir={workdir}", *extra]
-  # Compiling dominates these tiny runs; XLA's optimisations cost more than they save.
+  # Compiling dominates these tiny runs: XLA's optimisations cost more than they save, and the
+  # runs share a persistent compilation cache (the same programs recur from run to run).
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-             JAX_DISABLE_MOST_OPTIMIZATIONS="true")
+             JAX_DISABLE_MOST_OPTIMIZATIONS="true",
+             JAX_COMPILATION_CACHE_DIR=COMPILATION_CACHE["directory"],
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   if devices > 1:
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   if background:

@@ -320,7 +320,7 @@ def synthetic_target_domain(split: SplitArrays, variant: str, dataset: str) -> S
 
   Args:
     split: decoded images and their metadata.
-    variant: one of `augment.SYNTHETIC_DOMAINS` ("noise", "lighting").
+    variant: one of `augment.SYNTHETIC_DOMAINS` ("noise", "lighting", "background").
     dataset: dataset name in the seed ("sysu", "regdb", "llcm").
   """
   images = np.stack([
