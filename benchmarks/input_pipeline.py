@@ -124,25 +124,35 @@ def method_configs():
   }, lambda fields: ml_collections.ConfigDict({**base, **fields})
 
 
+def agw_epoch_positions(train, seed: int):
+  """Epoch 0 of the AGW sampler (P=8, K=4) as split positions.
+
+  Returns:
+    (plan, positions [2 modalities, num_batches * P*K] into `train`).
+  """
+  from vireid_jax.data import pipeline
+  from vireid_jax.data import sampling
+  visible = np.flatnonzero(train.modalities == pipeline.VISIBLE)
+  infrared = np.flatnonzero(train.modalities == pipeline.INFRARED)
+  plan = sampling.agw_cross_modality_epoch(train.labels[visible], train.labels[infrared],
+                                           ids_per_batch=8, images_per_id=4, seed=seed,
+                                           epoch=0)
+  return plan, np.stack([visible[plan.visible_indices], infrared[plan.infrared_indices]])
+
+
 def png_decode_dataset(train, distinct, seed: int):
   """AGW batches that decode every image's PNG at each step instead of reading a cache."""
   import tensorflow as tf
   from PIL import Image
   from vireid_jax.data import augment
   from vireid_jax.data import pipeline
-  from vireid_jax.data import sampling
   encoded = []
   for image in distinct:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     encoded.append(buffer.getvalue())
   encoded = np.array(encoded, dtype=object)
-  visible = np.flatnonzero(train.modalities == pipeline.VISIBLE)
-  infrared = np.flatnonzero(train.modalities == pipeline.INFRARED)
-  plan = sampling.agw_cross_modality_epoch(train.labels[visible], train.labels[infrared],
-                                           ids_per_batch=8, images_per_id=4, seed=seed,
-                                           epoch=0)
-  positions = np.stack([visible[plan.visible_indices], infrared[plan.infrared_indices]])
+  plan, positions = agw_epoch_positions(train, seed)
   positions = positions.reshape(2, plan.num_batches, plan.batch_size)
   seeds = tf.constant(pipeline.augmentation_seeds(seed, 0, plan.num_batches))
 
@@ -166,14 +176,8 @@ def per_image_dataset(train, seed: int):
   """AGW batches augmented image by image (a tf.data map per image), batched afterwards."""
   import tensorflow as tf
   from vireid_jax.data import augment
-  from vireid_jax.data import pipeline
-  from vireid_jax.data import sampling
-  visible = np.flatnonzero(train.modalities == pipeline.VISIBLE)
-  infrared = np.flatnonzero(train.modalities == pipeline.INFRARED)
-  plan = sampling.agw_cross_modality_epoch(train.labels[visible], train.labels[infrared],
-                                           ids_per_batch=8, images_per_id=4, seed=seed,
-                                           epoch=0)
-  pairs = np.stack([visible[plan.visible_indices], infrared[plan.infrared_indices]], axis=1)
+  plan, positions = agw_epoch_positions(train, seed)
+  pairs = positions.T
 
   def load(index):
     images = tf.numpy_function(lambda i: train.images[pairs[i]], [index], tf.uint8,
@@ -193,13 +197,7 @@ def gathered_dataset(train, seed: int, augment_fn=None):
   None, left uint8 (what an on-device augmentation needs from the host)."""
   import tensorflow as tf
   from vireid_jax.data import pipeline
-  from vireid_jax.data import sampling
-  visible = np.flatnonzero(train.modalities == pipeline.VISIBLE)
-  infrared = np.flatnonzero(train.modalities == pipeline.INFRARED)
-  plan = sampling.agw_cross_modality_epoch(train.labels[visible], train.labels[infrared],
-                                           ids_per_batch=8, images_per_id=4, seed=seed,
-                                           epoch=0)
-  positions = np.stack([visible[plan.visible_indices], infrared[plan.infrared_indices]])
+  plan, positions = agw_epoch_positions(train, seed)
   positions = positions.reshape(2, plan.num_batches, plan.batch_size)
   seeds = tf.constant(pipeline.augmentation_seeds(seed, 0, plan.num_batches))
 
