@@ -63,7 +63,7 @@ class CyclicImages:
 
 def sysu_sized_split(distinct_images: int):
   """A training split with SYSU-MM01's counts: labels 0..394, each id in both modalities."""
-  from vireid_jax.data import pipeline
+  from vireid_jax.data import splits
   rng = np.random.default_rng(0)
   def per_id_counts(total):
     # Uneven, as in the real data: Dirichlet shares, at least 1 image per id.
@@ -73,7 +73,7 @@ def sysu_sized_split(distinct_images: int):
     return counts
   labels = np.concatenate([np.repeat(np.arange(SYSU_IDS), per_id_counts(SYSU_VISIBLE)),
                            np.repeat(np.arange(SYSU_IDS), per_id_counts(SYSU_INFRARED))])
-  modalities = np.repeat([pipeline.VISIBLE, pipeline.INFRARED], [SYSU_VISIBLE, SYSU_INFRARED])
+  modalities = np.repeat([splits.VISIBLE, splits.INFRARED], [SYSU_VISIBLE, SYSU_INFRARED])
   count = len(labels)
   # Photo-like pixels (smooth blocks plus noise) rather than white noise, so that PNG decoding
   # costs what it costs on real crops (white noise is stored uncompressed and decodes as fast
@@ -81,7 +81,7 @@ def sysu_sized_split(distinct_images: int):
   coarse = rng.integers(0, 256, (distinct_images, HEIGHT // 16, WIDTH // 16, 3))
   smooth = np.repeat(np.repeat(coarse, 16, axis=1), 16, axis=2)
   distinct = np.clip(smooth + rng.integers(-8, 9, smooth.shape), 0, 255).astype(np.uint8)
-  split = pipeline.SplitArrays(
+  split = splits.SplitArrays(
       images=CyclicImages(distinct, count), labels=labels.astype(np.int32),
       person_ids=labels.astype(np.int32), cameras=np.ones(count, np.int32),
       modalities=modalities.astype(np.int32), relative_paths=np.array([""] * count))
@@ -130,10 +130,10 @@ def agw_epoch_positions(train, seed: int):
   Returns:
     (plan, positions [2 modalities, num_batches * P*K] into `train`).
   """
-  from vireid_jax.data import pipeline
+  from vireid_jax.data import splits
   from vireid_jax.data import sampling
-  visible = np.flatnonzero(train.modalities == pipeline.VISIBLE)
-  infrared = np.flatnonzero(train.modalities == pipeline.INFRARED)
+  visible = np.flatnonzero(train.modalities == splits.VISIBLE)
+  infrared = np.flatnonzero(train.modalities == splits.INFRARED)
   plan = sampling.agw_cross_modality_epoch(train.labels[visible], train.labels[infrared],
                                            ids_per_batch=8, images_per_id=4, seed=seed,
                                            epoch=0)

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import default  # noqa: E402
 from vireid_jax.methods import agw  # noqa: E402
+from vireid_jax.methods.base import DataInfo  # noqa: E402
 from vireid_jax.training import loop  # noqa: E402
 from vireid_jax.training import parallel  # noqa: E402
 
@@ -56,8 +57,11 @@ def benchmark(dtype: str, batch_size: int) -> dict:
       "visible_labels": labels,
       "infrared_labels": labels,
   }, mesh)
-  state = parallel.replicate(agw.create_state(config, FLAGS.num_classes, 1000), mesh)
-  step = loop.jit_train_step(agw, config, mesh)
+  method = agw.AGWMethod(config)
+  data_info = DataInfo(num_classes=FLAGS.num_classes, num_visible=batch_size,
+                       num_infrared=batch_size, steps_per_epoch=1000)
+  state = parallel.replicate(method.create_state(data_info), mesh)
+  step = loop.jit_train_step(method, mesh)
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_seconds = time.perf_counter() - start

@@ -28,13 +28,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.ids_per_batch = 8             # P
   config.data.images_per_id = 4             # K, per modality
   config.data.eval_batch_size = 128
-  # Training input (vireid_jax.data.pipeline.train_dataset); defaults are AGW's.
+  # Training input: names in the registries vireid_jax.data.sampling.SAMPLERS and
+  # vireid_jax.data.augment.AUGMENTATIONS; defaults are AGW's. A method's config sets its own
+  # (and adds the options only its recipe reads, e.g. MCJA's vimc_cutmix_hw_swap).
   config.data.sampler = "agw"               # "agw", "djanet" (AGW's), "mcja", "domain_adaptation"
   config.data.augmentation = "agw"          # views: "agw", "caj" (3), "djanet" (4), "mcja"
   config.data.random_erasing = "none"       # "agw" views: "none", "llcm" (LLCM fork, MMN), "caj"
-  config.data.vimc_cutmix_hw_swap = True    # MCJA CutMix's H/W swap bug; False = corrected box
-  config.data.target_sampler = "independent"  # DAN target: "independent" (code), "aligned" [P]
-  config.data.redraw_source_plan = False    # DAN draws its source plan once; True: every epoch
+  # The unlabelled target dataset of a domain-adaptation method (vireid_jax.data.datasets.load):
+  # empty dataset = none. Evaluation then runs on the target's test split and protocols.
+  config.data.target = ml_collections.ConfigDict()
+  config.data.target.dataset = ""           # "", "sysu", "regdb" or "llcm"
+  config.data.target.root = ""              # its raw folder
+  config.data.target.tfds_dir = ""          # its TFRecords
+  config.data.target.trial = 1              # RegDB target: which split
+  config.data.target.check_counts = True
+  config.data.target.synthetic = ml_collections.ConfigDict()  # generator options, or empty
+  config.data.target.domain = ""            # DAN's synthetic domain: "", "noise", "lighting",
+                                            # "background" (dan.md §8)
 
   config.model = ml_collections.ConfigDict()
   config.model.depth = 50

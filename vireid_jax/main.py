@@ -34,8 +34,9 @@ def main(argv):
   # Imported here so that --help answers without loading JAX and TensorFlow.
   import jax
 
+  from vireid_jax import methods
   from vireid_jax.data import layouts
-  from vireid_jax.training import checkpoint
+  from vireid_jax.training import orbax_checkpoints
   from vireid_jax.training import loop
   from vireid_jax.training import workdir_config
 
@@ -44,10 +45,13 @@ def main(argv):
     # environment (SLURM, Cloud TPU, or JAX_COORDINATOR_ADDRESS & co.).
     jax.distributed.initialize()
   try:
-    loop.run(FLAGS.config, FLAGS.workdir, mode=FLAGS.mode,
+    # The method is resolved here and handed to the loop, which never imports methods/.
+    method = methods.resolve(FLAGS.config)
+    loop.run(FLAGS.config, FLAGS.workdir, method, mode=FLAGS.mode,
              allow_config_change=FLAGS.override_config)
   except (layouts.DatasetError, workdir_config.ConfigMismatchError,
-          checkpoint.CheckpointMismatchError, FloatingPointError) as error:
+          orbax_checkpoints.CheckpointMismatchError, methods.base.MethodError,
+          FloatingPointError) as error:
     logging.error("%s", error)
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)

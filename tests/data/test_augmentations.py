@@ -13,6 +13,8 @@ import pytest
 import tensorflow as tf
 
 from vireid_jax.data import augment
+from vireid_jax.data import splits
+from vireid_jax.data import target_domains
 
 SEED = tf.constant([4, 2], tf.int32)
 
@@ -318,21 +320,21 @@ def test_synthetic_domain_seed_is_sha256_of_the_image_key():
   import hashlib
   expected = int.from_bytes(hashlib.sha256(b"sysu/noise/cam1/0001/0001.jpg").digest()[:8],
                             "big")
-  assert augment.synthetic_domain_seed("sysu", "noise", "cam1/0001/0001.jpg") == expected
+  assert target_domains.synthetic_domain_seed("sysu", "noise", "cam1/0001/0001.jpg") == expected
 
 
 def test_noise_domain_adds_gaussian_noise_of_sigma_10_to_30():
   image = np.full((64, 32, 3), 128, np.uint8)
   sigmas = []
   for seed in range(20):
-    out = augment.synthetic_domain_image(image, "noise", infrared=False, seed=seed)
+    out = target_domains.synthetic_domain_image(image, "noise", infrared=False, seed=seed)
     noise = out.astype(float) - 128
     assert abs(noise.mean()) < 1.5
     sigmas.append(noise.std())
     # RGB noise is independent per channel.
     assert not np.array_equal(out[..., 0], out[..., 1])
   assert 9 < min(sigmas) and max(sigmas) < 31 and max(sigmas) - min(sigmas) > 5
-  infrared = augment.synthetic_domain_image(image, "noise", infrared=True, seed=0)
+  infrared = target_domains.synthetic_domain_image(image, "noise", infrared=True, seed=0)
   np.testing.assert_array_equal(infrared[..., :1] == infrared, True)  # one grey map
 
 
@@ -340,12 +342,12 @@ def test_lighting_domain_gamma_and_gain_ranges():
   image = np.zeros((2, 2, 3), np.uint8)
   image[0], image[1] = 255, 128
   for seed in range(20):
-    out = augment.synthetic_domain_image(image, "lighting", infrared=False, seed=seed)
+    out = target_domains.synthetic_domain_image(image, "lighting", infrared=False, seed=seed)
     gain = out[0, 0, 0] / 255
     gamma = np.log(out[1, 0, 0] / out[0, 0, 0]) / np.log(128 / 255)
     assert 0.6 - 0.01 <= gain <= 0.9 + 0.01
     assert 1.5 - 0.1 <= gamma <= 2.5 + 0.1
-    infrared = augment.synthetic_domain_image(image, "lighting", infrared=True, seed=seed)
+    infrared = target_domains.synthetic_domain_image(image, "lighting", infrared=True, seed=seed)
     # IR: one gain on the grey image, between 0.7 and 0.9, same for every pixel.
     ratio = infrared[0, 0, 0] / 255
     assert 0.7 - 0.01 <= ratio <= 0.9 + 0.01
@@ -354,18 +356,17 @@ def test_lighting_domain_gamma_and_gain_ranges():
 
 
 def test_synthetic_domain_depends_on_the_image_key_not_the_order():
-  from vireid_jax.data import pipeline
   images = random_uint8((3, 6, 4, 3), seed=9)
-  split = pipeline.SplitArrays(images, np.zeros(3, np.int32), np.zeros(3, np.int32),
+  split = splits.SplitArrays(images, np.zeros(3, np.int32), np.zeros(3, np.int32),
                                np.ones(3, np.int32), np.array([0, 1, 0], np.int32),
                                np.array(["a.jpg", "b.jpg", "c.jpg"]))
-  forward = pipeline.synthetic_target_domain(split, "noise", "regdb")
-  backward = pipeline.synthetic_target_domain(split.select([2, 1, 0]), "noise", "regdb")
+  forward = target_domains.synthetic_target_domain(split, "noise", "regdb")
+  backward = target_domains.synthetic_target_domain(split.select([2, 1, 0]), "noise", "regdb")
   np.testing.assert_array_equal(forward.images, backward.images[::-1])
   for index, path in enumerate(split.relative_paths):
-    expected = augment.synthetic_domain_image(
+    expected = target_domains.synthetic_domain_image(
         images[index], "noise", infrared=index == 1,
-        seed=augment.synthetic_domain_seed("regdb", "noise", path))
+        seed=target_domains.synthetic_domain_seed("regdb", "noise", path))
     np.testing.assert_array_equal(forward.images[index], expected)
   with pytest.raises(ValueError, match="fog"):
-    pipeline.synthetic_target_domain(split, "fog", "regdb")
+    target_domains.synthetic_target_domain(split, "fog", "regdb")

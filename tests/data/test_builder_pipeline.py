@@ -11,6 +11,7 @@ import pytest
 from vireid_jax.data import datasets
 from vireid_jax.data import layouts
 from vireid_jax.data import pipeline
+from vireid_jax.data import splits
 from vireid_jax.data import synthetic
 
 HEIGHT, WIDTH = 32, 16
@@ -25,7 +26,7 @@ def tiny_sysu(tmp_path_factory):
   data_config = ml_collections.ConfigDict(dict(
       dataset="sysu", root=str(root), tfds_dir=str(tmp_path_factory.mktemp("tfds")),
       synthetic={}, image_height=HEIGHT, image_width=WIDTH))
-  train, test = datasets.load(data_config)
+  train, test = datasets.load_dataset(data_config)
   return root, data_config, train, test
 
 
@@ -41,7 +42,7 @@ def test_round_trip_keeps_every_record_and_its_metadata(tiny_sysu):
     assert arrays.cameras.tolist() == [r.camera for r in records]
     assert arrays.labels.tolist() == [r.label for r in records]
     assert arrays.modalities.tolist() == [
-        pipeline.VISIBLE if r.modality == "visible" else pipeline.INFRARED for r in records]
+        splits.VISIBLE if r.modality == "visible" else splits.INFRARED for r in records]
   assert train.images.shape == (len(train), HEIGHT, WIDTH, 3)
   assert train.images.dtype == np.uint8
 

@@ -199,7 +199,7 @@ def test_corrupt_image_stops_the_build_naming_the_file(pristine, tmp_path, datas
                       "truncated": content[:len(content) // 2],
                       "empty": b""}[damage])
   with pytest.raises(layouts.DatasetIntegrityError) as error:
-    datasets.load(data_config(dataset, root, tmp_path))
+    datasets.load_dataset(data_config(dataset, root, tmp_path))
   assert isinstance(error.value, ValueError)
   assert f"Cannot decode image {victim}" in str(error.value)
   # Nothing complete, nothing half-built left behind.
@@ -279,7 +279,7 @@ def test_folder_without_manifest_is_held_to_the_real_counts(pristine, tmp_path):
   assert f"test: infrared images: expected 3803, found {test_infrared}" in message
   assert "config.data.check_counts=False" in message
   # The escape hatch for a complete download whose published counts are wrong.
-  loaded_train, loaded_test = datasets.load(
+  loaded_train, loaded_test = datasets.load_dataset(
     data_config("sysu", root, tmp_path, check_counts=False))
   assert (len(loaded_train), len(loaded_test)) == (len(train), len(test))
 
@@ -288,11 +288,11 @@ def test_stale_tfrecords_of_other_raw_data_are_refused(pristine, tmp_path):
   """Raw folder regenerated with other options, TFRecords of the old one left in tfds_dir."""
   root = tmp_path / "raw"
   options = dict(TINY["sysu"])
-  datasets.load(data_config("sysu", root, tmp_path, synthetic=options))
+  datasets.load_dataset(data_config("sysu", root, tmp_path, synthetic=options))
   shutil.rmtree(root)
   options["num_test_ids"] = 2
   with pytest.raises(layouts.DatasetIntegrityError) as error:
-    datasets.load(data_config("sysu", root, tmp_path, synthetic=options))
+    datasets.load_dataset(data_config("sysu", root, tmp_path, synthetic=options))
   message = str(error.value)
   assert f"TFRecords in {version_dir(tmp_path, 'sysu')}" in message
   assert "test: identities: expected 2, found 3" in message
@@ -330,15 +330,15 @@ def test_build_failing_midway_leaves_nothing_loadable_and_a_fixed_input_builds(
   monkeypatch.setattr(common, "load_resized_image", watching_load)
   config = data_config("sysu", root, tmp_path)
   with pytest.raises(layouts.DatasetIntegrityError, match=f"Cannot decode image {victim}"):
-    datasets.load(config)
+    datasets.load_dataset(config)
   # Training examples had been written, into TFDS's temporary folder only ...
   assert written_before_failure and all("incomplete" in p for p in written_before_failure)
   # ... which is gone: nothing is accepted as complete, so a second load rebuilds and fails.
   assert leftovers(tmp_path, "sysu") == []
   with pytest.raises(layouts.DatasetIntegrityError, match=f"Cannot decode image {victim}"):
-    datasets.load(config)
+    datasets.load_dataset(config)
   victim.write_bytes(content)
-  loaded_train, loaded_test = datasets.load(config)
+  loaded_train, loaded_test = datasets.load_dataset(config)
   assert loaded_train.relative_paths.tolist() == [r.relative_path for r in train]
   assert loaded_test.relative_paths.tolist() == [r.relative_path for r in test]
 
@@ -370,7 +370,7 @@ def test_killed_build_leaves_nothing_loadable(pristine, tmp_path):
   assert len(left) == 1 and left[0].startswith("incomplete.") and left[0].endswith("_1.0.0")
   assert list((version_dir(tmp_path, "regdb").parent / left[0]).glob("*train.tfrecord*"))
   # A later load ignores it and builds the whole dataset.
-  train, test = datasets.load(config)
+  train, test = datasets.load_dataset(config)
   expected_train, expected_test = train_and_test_records("regdb", root)
   assert train.relative_paths.tolist() == [r.relative_path for r in expected_train]
   assert test.relative_paths.tolist() == [r.relative_path for r in expected_test]

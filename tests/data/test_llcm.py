@@ -11,7 +11,7 @@ import pytest
 
 from vireid_jax.data import datasets
 from vireid_jax.data import layouts
-from vireid_jax.data import pipeline
+from vireid_jax.data import splits
 from vireid_jax.data import synthetic
 
 HEIGHT, WIDTH = 32, 16
@@ -196,14 +196,14 @@ def test_builder_round_trip(generated, tmp_path):
   data_config = ml_collections.ConfigDict(dict(
     dataset="llcm", root=str(generated), tfds_dir=str(tmp_path / "tfds"), synthetic={},
     image_height=HEIGHT, image_width=WIDTH))
-  train, test = datasets.load(data_config)
+  train, test = datasets.load_dataset(data_config)
   entries = read_index(generated, "train_vis.txt") + read_index(generated, "train_nir.txt")
   assert train.relative_paths.tolist() == [path for path, _ in entries]
   assert train.labels.tolist() == [label for _, label in entries]
   assert train.person_ids.tolist() == [int(path.split("/")[1]) for path, _ in entries]
   assert train.cameras.tolist() == [int(path.split("_c")[1][:2]) for path, _ in entries]
   assert train.modalities.tolist() == [
-    pipeline.VISIBLE if path.startswith("vis/") else pipeline.INFRARED for path, _ in entries]
+    splits.VISIBLE if path.startswith("vis/") else splits.INFRARED for path, _ in entries]
   # Test split: every image under test_vis then test_nir, camera and person from the folders.
   test_ids = sorted(int(i) for i in (generated / "idx" / "test_id.txt").read_text().split(","))
   expected_test = []
@@ -217,7 +217,7 @@ def test_builder_round_trip(generated, tmp_path):
                   test.cameras.tolist())) == expected_test
   assert set(test.labels.tolist()) == {-1}
   assert test.modalities.tolist() == [
-    pipeline.VISIBLE if path.startswith("test_vis/") else pipeline.INFRARED
+    splits.VISIBLE if path.startswith("test_vis/") else splits.INFRARED
     for path, _, _ in expected_test]
   assert train.images.shape[1:] == (HEIGHT, WIDTH, 3)
   with Image.open(generated / train.relative_paths[0]) as image:

@@ -10,7 +10,7 @@ import pytest
 
 from vireid_jax.data import datasets
 from vireid_jax.data import layouts
-from vireid_jax.data import pipeline
+from vireid_jax.data import splits
 from vireid_jax.data import synthetic
 
 HEIGHT, WIDTH = 32, 16
@@ -206,7 +206,7 @@ def test_generated_manifest_counts_match_every_trial(generated):
 
 def test_generated_people_differ_from_sysu_layout_people():
   """Layouts draw identities from separate streams, so no cross-dataset leak for one seed."""
-  regdb_people = synthetic.sample_identities(synthetic._layout_seed("regdb", 4), [1, 2])
+  regdb_people = synthetic.sample_identities(synthetic.layout_seed("regdb", 4), [1, 2])
   sysu_people = synthetic.sample_identities(4, [1, 2])
   assert all(regdb_people[i] != sysu_people[i] for i in (1, 2))
 
@@ -233,7 +233,7 @@ def regdb_config(root, tfds_dir, trial, **overrides):
 @pytest.mark.parametrize("trial", [2, 9])
 def test_builder_round_trip_per_trial(generated, tmp_path_factory, trial):
   tfds_dir = tmp_path_factory.mktemp("tfds")
-  train, test = datasets.load(regdb_config(generated, tfds_dir, trial))
+  train, test = datasets.load_dataset(regdb_config(generated, tfds_dir, trial))
   for arrays, split, labelled in ((train, "train", True), (test, "test", False)):
     entries = (read_index(generated, f"{split}_visible_{trial}.txt")
                + read_index(generated, f"{split}_thermal_{trial}.txt"))
@@ -241,7 +241,7 @@ def test_builder_round_trip_per_trial(generated, tmp_path_factory, trial):
     assert arrays.person_ids.tolist() == [int(path.split("/")[1]) for path, _ in entries]
     assert arrays.cameras.tolist() == [1 if p.startswith("Visible/") else 2 for p, _ in entries]
     assert arrays.modalities.tolist() == [
-      pipeline.VISIBLE if p.startswith("Visible/") else pipeline.INFRARED for p, _ in entries]
+      splits.VISIBLE if p.startswith("Visible/") else splits.INFRARED for p, _ in entries]
     assert arrays.labels.tolist() == [label if labelled else -1 for _, label in entries]
   assert sorted(set(train.labels.tolist())) == [0, 1, 2]
   assert not set(train.person_ids.tolist()) & set(test.person_ids.tolist())

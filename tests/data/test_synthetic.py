@@ -263,7 +263,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
       raise KeyboardInterrupt
     return np.zeros((8, 8, 3), np.uint8)
 
-  monkeypatch.setattr(synthetic, "render_image", failing_render)
+  monkeypatch.setattr(synthetic.render, "render_image", failing_render)
   with pytest.raises(KeyboardInterrupt):
     synthetic.generate_sysu(tmp_path / "out", **TINY)
   assert list(tmp_path.iterdir()) == []
@@ -319,7 +319,7 @@ def test_other_layouts_same_seed_same_bytes_and_interrupted_leaves_nothing(
       raise KeyboardInterrupt
     return np.zeros((32, 16, 3), np.uint8)
 
-  monkeypatch.setattr(synthetic, "render_image", failing_render)
+  monkeypatch.setattr(synthetic.render, "render_image", failing_render)
   with pytest.raises(KeyboardInterrupt):
     synthetic.generate(layout, tmp_path / "broken", **options)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "first"]

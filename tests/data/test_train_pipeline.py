@@ -11,6 +11,7 @@ import pytest
 
 from vireid_jax.data import augment
 from vireid_jax.data import pipeline
+from vireid_jax.data import splits
 from vireid_jax.data import sampling
 
 
@@ -19,13 +20,13 @@ def make_split(visible_counts, infrared_counts, height=8, width=4):
   is the constant i."""
   labels = np.concatenate([np.repeat(np.arange(len(visible_counts)), visible_counts),
                            np.repeat(np.arange(len(infrared_counts)), infrared_counts)])
-  modalities = np.repeat([pipeline.VISIBLE, pipeline.INFRARED],
+  modalities = np.repeat([splits.VISIBLE, splits.INFRARED],
                          [sum(visible_counts), sum(infrared_counts)])
   count = len(labels)
   assert count < 256
   images = np.broadcast_to(np.arange(count, dtype=np.uint8)[:, None, None, None],
                            (count, height, width, 3)).copy()
-  return pipeline.SplitArrays(images, labels.astype(np.int32), labels.astype(np.int32) + 100,
+  return splits.SplitArrays(images, labels.astype(np.int32), labels.astype(np.int32) + 100,
                               np.ones(count, np.int32), modalities.astype(np.int32),
                               np.array([f"image{i}" for i in range(count)]))
 
@@ -57,7 +58,7 @@ def test_agw_batches_pair_p_identities_k_images_per_modality():
   epoch = batches(TRAIN, config)
   assert len(epoch) == pipeline.steps_per_epoch(TRAIN, config) == 27 // 6 + 1
   for batch in epoch:
-    for modality, name in ((pipeline.VISIBLE, "visible"), (pipeline.INFRARED, "infrared")):
+    for modality, name in ((splits.VISIBLE, "visible"), (splits.INFRARED, "infrared")):
       positions = positions_of(batch[name])
       assert (TRAIN.modalities[positions] == modality).all()
       np.testing.assert_array_equal(TRAIN.labels[positions], batch[f"{name}_labels"])
@@ -106,7 +107,7 @@ def test_domain_adaptation_source_plan_fixed_and_target_pseudo_labels_aligned():
   pseudo = np.array([3, 1, 0, 2])[target.labels]
   pseudo[0] = -1
   target = target.select(np.arange(len(target)))
-  target = pipeline.SplitArrays(**{**target.__dict__, "labels": pseudo.astype(np.int32)})
+  target = splits.SplitArrays(**{**target.__dict__, "labels": pseudo.astype(np.int32)})
   config = data_config(sampler="domain_adaptation", target_sampler="aligned")
   first, later = batches(TRAIN, config, target=target), batches(TRAIN, config, epoch=3,
                                                                 target=target)
@@ -149,7 +150,7 @@ def test_resuming_at_a_batch_gives_the_same_batches(sampler, augmentation):
 
 def test_steps_per_epoch_of_each_sampler():
   # SYSU-MM01 counts: 696 at P=8, K=4; DJANet's P=24: 232 (spec djanet §3).
-  sysu = pipeline.SplitArrays(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(34167, np.int32),
+  sysu = splits.SplitArrays(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(34167, np.int32),
                               np.zeros(34167, np.int32), np.zeros(34167, np.int32),
                               np.repeat([0, 1], [22258, 11909]).astype(np.int32),
                               np.array([]))

@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 
 from configs import default
+from vireid_jax.data import splits
 from vireid_jax.data.normalization import IMAGENET_MEAN
 from vireid_jax.data.normalization import IMAGENET_STD
 from vireid_jax.evaluation import evaluate
-from vireid_jax.evaluation import evaluator
 from vireid_jax.evaluation import extract_features
 from vireid_jax.evaluation import metrics
 from vireid_jax.evaluation import plots
 from vireid_jax.evaluation import protocols
 from vireid_jax.evaluation import rank_metrics
 from vireid_jax.evaluation import rerank
+from vireid_jax.evaluation.features import prepare_images
 
 IMAGE_SHAPE = (12, 6, 3)
 FEATURE_DIM = 10
@@ -111,12 +112,12 @@ def _config(**overrides):
 def _reference_features(split, view=None, flip=False):
   """Every row's features from whole-modality calls (no batching), NumPy float64."""
   features = {}
-  for modality, name in protocols.MODALITY_NAMES.items():
+  for modality, name in enumerate(splits.MODALITY_NAMES):
     rows = np.flatnonzero(split.modalities == modality)
     if not len(rows):
       continue
     images = split.images[rows].astype(np.float32) / 255
-    if view is not None and modality == protocols.VISIBLE:
+    if view is not None and modality == splits.VISIBLE:
       images = np.repeat(images[..., view:view + 1], 3, axis=-1)
     if flip:
       images = images[:, :, ::-1]
@@ -157,12 +158,12 @@ def _assert_summary_matches(summary, expected_trials):
 def test_prepare_images_normalises_like_the_training_pipeline():
   images = np.random.default_rng(4).integers(0, 256, (2, 4, 3, 3), dtype=np.uint8)
   expected = (images / 255.0 - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)
-  np.testing.assert_allclose(evaluator.prepare_images(images), expected, atol=1e-6)
-  mirrored = evaluator.prepare_images(images, flip=True)
+  np.testing.assert_allclose(prepare_images(images), expected, atol=1e-6)
+  mirrored = prepare_images(images, flip=True)
   np.testing.assert_allclose(mirrored, expected[:, :, ::-1], atol=1e-6)
   # MSER's green view: channel 1 in all three channels, then per-channel normalisation.
   green = np.repeat(images[..., 1:2] / 255.0, 3, axis=-1)
-  np.testing.assert_allclose(evaluator.prepare_images(images, channel=1),
+  np.testing.assert_allclose(prepare_images(images, channel=1),
                              (green - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD),
                              atol=1e-6)
 
@@ -191,7 +192,26 @@ def test_extract_features_uses_full_batches_and_drops_the_padding():
                                                                      keepdims=True), atol=1e-5)
 
 
-def test_evaluate_sysu_equals_the_protocol_computed_directly(sysu_split):
+def test_extract_features_takes_float_images_as_already_normalised():
+  images = _images(np.arange(7), seed=6)
+  from_pixels = extract_features(features_fn, images, "visible", batch_size=4)
+  normalised = np.asarray(prepare_images(images), np.float32)
+  from_normalised = extract_features(features_fn, normalised, "visible", batch_size=4)
+  for name in ("pool", "bn"):
+    np.testing.assert_array_equal(from_normalised[name], from_pixels[name])
+  mirrored = extract_features(features_fn, normalised, "visible", batch_size=4, flip=True)
+  np.testing.assert_allclose(
+      mirrored["bn"], extract_features(features_fn, images, "visible", batch_size=4,
+                                       flip=True)["bn"], atol=1e-6)
+  with pytest.raises(ValueError, match="uint8"):
+    extract_features(features_fn, normalised, "visible", batch_size=4, channel=0)
+  with pytest.raises(ValueError, match="int32"):
+    extract_features(features_fn, images.astype(np.int32), "visible", batch_size=4)
+  with pytest.raises(ValueError, match="'visible', 'infrared'"):
+    extract_features(features_fn, images, "thermal", batch_size=4)
+
+
+def test_evaluate_on_sysu_equals_the_protocol_computed_directly(sysu_split):
   summaries = evaluate(features_fn, sysu_split, _config(), dataset="sysu", batch_size=8)
   assert [(s["protocol"], s["feature"]) for s in summaries] == [("sysu_all", "pool"),
                                                                ("sysu_all", "bn")]

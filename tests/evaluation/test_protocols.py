@@ -1,6 +1,6 @@
 """Tests of the SYSU-MM01 protocol: query order, the reference's random gallery
-draw (against a direct re-implementation over a folder tree), and
-`evaluate_sysu` on features with a known answer."""
+draw (against a direct re-implementation over a folder tree), and `sysu_trials`
+scored with `rank_metrics` on features with a known answer."""
 
 import os
 import random
@@ -8,9 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from vireid_jax.evaluation import evaluate_sysu
+from vireid_jax.data import splits
 from vireid_jax.evaluation import protocols
 from vireid_jax.evaluation import rank_metrics
+from vireid_jax.evaluation import rank_metrics_from_features
 from vireid_jax.evaluation import sysu_gallery_indices
 from vireid_jax.evaluation import sysu_query_indices
 
@@ -145,27 +146,28 @@ def test_rejects_unknown_mode(metadata):
     sysu_gallery_indices(person_ids, cameras, relative_paths, trial=0, mode="outdoor")
 
 
-def _split(metadata, num_features=None, seed=None):
-  """Queries and RGB candidates of the fake split, with one-hot id features or
-  random unit features."""
-  person_ids, cameras, relative_paths = metadata
+def _features(metadata, num_features=None, seed=None):
+  """[N] features of the fake split: one-hot id features, or random unit features."""
+  person_ids = metadata[0]
   id_position = {person_id: i for i, person_id in enumerate(TEST_IDS)}
   if seed is None:
-    features = np.eye(len(TEST_IDS), dtype=np.float32)[[id_position[p] for p in person_ids]]
-  else:
-    features = np.random.default_rng(seed).normal(size=[len(person_ids), num_features])
-    features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
-  query = sysu_query_indices(person_ids, cameras, relative_paths)
-  candidates = np.flatnonzero(np.isin(cameras, [1, 2, 4, 5]))
-  return (
-      features[query],
-      person_ids[query],
-      cameras[query],
-      features[candidates],
-      person_ids[candidates],
-      cameras[candidates],
-      [relative_paths[i] for i in candidates],
-  )
+    return np.eye(len(TEST_IDS), dtype=np.float32)[[id_position[p] for p in person_ids]]
+  features = np.random.default_rng(seed).normal(size=[len(person_ids), num_features])
+  return (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _score_trials(variant, features, person_ids, cameras, max_rank=20):
+  """Every trial of `variant` scored as the evaluation does: rank_metrics on the
+  negative cosine distances of its queries to its gallery, plus "gallery_size"."""
+  trials = []
+  for trial in range(variant.num_trials):
+    queries, gallery = variant.queries(trial), variant.gallery(trial)
+    result = rank_metrics(
+        protocols.negative_cosine_distance(features[queries], features[gallery]),
+        person_ids[queries], person_ids[gallery], cameras[queries], cameras[gallery],
+        protocol=variant.metric_protocol, cmc=variant.cmc, max_rank=max_rank)
+    trials.append({**result, "gallery_size": len(gallery)})
+  return trials
 
 
 @pytest.mark.parametrize(
@@ -179,41 +181,54 @@ def _split(metadata, num_features=None, seed=None):
         ("indoor", 16, 4),
     ],
 )
-def test_evaluate_sysu_with_one_hot_identity_features(
+def test_sysu_trials_with_one_hot_identity_features(
     metadata, mode, num_valid_queries, gallery_size
 ):
   # True matches are at distance -1, everything else at 0: every valid query
   # ranks all its matches first, so R1 = mAP = mINP = 1 in every trial.
-  result = evaluate_sysu(*_split(metadata), mode=mode, num_trials=3, max_rank=20)
-  assert result["protocol"] == f"sysu_{mode}"
-  assert result["num_trials"] == 3 and len(result["trials"]) == 3
-  assert result["num_queries"] == 29
-  for trial in result["trials"]:
+  person_ids, cameras, relative_paths = metadata
+  variant = protocols.sysu_trials(person_ids, cameras, relative_paths, mode=mode, num_trials=3)
+  assert variant.name == f"sysu_{mode}" and variant.metric_protocol == "sysu"
+  assert variant.num_trials == 3 and len(variant.queries(0)) == 29
+  trials = _score_trials(variant, _features(metadata), person_ids, cameras)
+  assert len(trials) == 3
+  for trial in trials:
     assert trial["num_valid_queries"] == num_valid_queries
     assert trial["gallery_size"] == gallery_size
+  result = protocols.mean_over_trials(trials)
   np.testing.assert_array_equal(result["cmc"], np.ones(gallery_size))
   assert result["mAP"] == pytest.approx(1.0) and result["mINP"] == pytest.approx(1.0)
 
 
-def test_evaluate_sysu_averages_per_trial_rank_metrics(metadata):
-  # Random features: each trial must equal rank_metrics on -(Q Gᵀ) of that
-  # trial's drawn gallery, and the result their arithmetic mean.
-  split = _split(metadata, num_features=8, seed=0)
-  query_features, query_pids, query_cams = split[:3]
-  candidate_features, candidate_pids, candidate_cams, paths = split[3:]
-  result = evaluate_sysu(*split, num_trials=4)
+def test_sysu_trials_scored_at_once_equal_per_trial_rank_metrics_and_average(metadata):
+  # Random features: trial t's gallery is the reference draw over the RGB
+  # candidates, all trials scored in one `rank_metrics_from_features` call (as
+  # `evaluate` does) equal rank_metrics on -(Q Gᵀ) of each trial, and the
+  # result is their arithmetic mean.
+  person_ids, cameras, relative_paths = metadata
+  features = _features(metadata, num_features=8, seed=0)
+  variant = protocols.sysu_trials(person_ids, cameras, relative_paths, num_trials=4)
+  queries = variant.queries(0)
+  galleries = np.stack([variant.gallery(trial) for trial in range(4)])
+  trials = rank_metrics_from_features(
+      features[queries], features[galleries], person_ids[queries], person_ids[galleries],
+      cameras[queries], cameras[galleries], protocol=variant.metric_protocol, distance="cosine")
+  candidates = np.flatnonzero(np.isin(cameras, [1, 2, 4, 5]))
   expected_trials = []
   for trial in range(4):
-    chosen = sysu_gallery_indices(candidate_pids, candidate_cams, paths, trial=trial)
-    distmat = -(query_features.astype(np.float64) @ candidate_features[chosen].T.astype(np.float64))
+    chosen = candidates[sysu_gallery_indices(
+        person_ids[candidates], cameras[candidates], [relative_paths[i] for i in candidates],
+        trial=trial)]
+    np.testing.assert_array_equal(variant.gallery(trial), chosen)
+    distmat = -(features[queries].astype(np.float64) @ features[chosen].T.astype(np.float64))
     expected = rank_metrics(
-        distmat, query_pids, candidate_pids[chosen], query_cams, candidate_cams[chosen]
+        distmat, person_ids[queries], person_ids[chosen], cameras[queries], cameras[chosen]
     )
-    np.testing.assert_array_equal(result["trials"][trial]["gallery_indices"], chosen)
-    np.testing.assert_allclose(result["trials"][trial]["cmc"], expected["cmc"], atol=1e-6)
-    assert result["trials"][trial]["mAP"] == pytest.approx(expected["mAP"], abs=1e-6)
+    np.testing.assert_allclose(trials[trial]["cmc"], expected["cmc"], atol=1e-6)
+    assert trials[trial]["mAP"] == pytest.approx(expected["mAP"], abs=1e-6)
     expected_trials.append(expected)
-  assert len({tuple(t["gallery_indices"]) for t in result["trials"]}) > 1
+  assert len({tuple(variant.gallery(trial)) for trial in range(4)}) > 1
+  result = protocols.mean_over_trials(trials)
   np.testing.assert_allclose(
       result["cmc"], np.mean([t["cmc"] for t in expected_trials], axis=0), atol=1e-6
   )
@@ -370,7 +385,7 @@ def test_regdb_directions():
   backward = protocols.regdb_trials(modalities, direction="thermal_to_visible",
                                     cmc="deduplicated")
   assert backward.name == "regdb_thermal_to_visible_dedup_cmc"
-  assert backward.cmc == "deduplicated" and backward.query_modality == protocols.INFRARED
+  assert backward.cmc == "deduplicated" and backward.query_modality == splits.INFRARED
   np.testing.assert_array_equal(backward.queries(0), [1, 2, 5])
   with pytest.raises(ValueError, match="regdb_directions"):
     protocols.regdb_trials(modalities, direction="v2t")
@@ -434,7 +449,7 @@ def test_llcm_directions_and_draws(llcm_metadata):
       assert [paths[i] for i in swapped.queries(trial)] == nir_draw
   finally:
     random.setstate(saved_state)
-  assert swapped.query_modality == protocols.INFRARED and swapped.metric_protocol == "llcm"
+  assert swapped.query_modality == splits.INFRARED and swapped.metric_protocol == "llcm"
   assert ir_to_vis.name == "llcm_ir_to_vis" and swapped.name == "llcm_vis_to_ir_swapped"
   # Queries in the reference's order: id, camera, file name.
   query_keys = [(person_ids[i], cameras[i], paths[i]) for i in ir_to_vis.queries(0)]

@@ -2,30 +2,33 @@
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
 from flax import nnx
 
 from vireid_jax.losses import cross_entropy, weighted_regularized_triplet
+from vireid_jax.methods import agw as agw_method
 from vireid_jax.models import (
     AGW,
     NonLocalBlock,
-    agw_param_labels,
-    is_head_parameter,
+    ReidOutputs,
     non_local_positions,
 )
+from vireid_jax.training import optim
 
 # Compiling dominates the run time, so the tests share two jitted functions
-# (and always call them with 2 + 2 images): the evaluation forward and the
+# (and always call them with 2 + 2 images): the evaluation features and the
 # training loss with its gradients, which also returns the training outputs.
-forward = nnx.jit(lambda model, visible, infrared: model(visible, infrared))
+forward = nnx.jit(lambda model, visible, infrared: model(visible, infrared).features())
 
 
 @nnx.jit
 def training_loss_and_grads(model, visible, infrared, labels):
   def loss_fn(model):
-    pooled, logits = model(visible, infrared)
+    outputs = model(visible, infrared)
+    pooled, logits = outputs.pooled, outputs.logits
     loss = cross_entropy(logits, labels) + weighted_regularized_triplet(pooled, labels)
     return loss, (pooled, logits)
 
@@ -75,7 +78,7 @@ def test_training_mode_returns_pooled_features_and_logits(tiny_agw):
 def test_eval_mode_returns_unit_norm_pool_and_bn_features(tiny_agw):
   visible, infrared = _images(1)
   tiny_agw.eval()
-  assert tiny_agw.deterministic and tiny_agw.bottleneck.use_running_average
+  assert tiny_agw.bottleneck.use_running_average
   assert tiny_agw.stages.layers[2][1].bn2.use_running_average
   assert tiny_agw.stages.inserted[2][0].output_bn.use_running_average
   stats_before = nnx.clone(nnx.state(tiny_agw, nnx.BatchStat))
@@ -100,13 +103,20 @@ def test_eval_mode_returns_unit_norm_pool_and_bn_features(tiny_agw):
   # One modality alone gives [B, D] features (shape-checked only, to save a
   # compilation).
   single = nnx.eval_shape(lambda m, x: m(None, x), tiny_agw, infrared)
-  assert single['bn'].shape == (2, 64)
+  assert isinstance(single, ReidOutputs)
+  assert single.pooled.shape == single.bn.shape == (2, 64)
+  assert single.logits.shape == (2, tiny_agw.num_classes)
 
+  # An evaluation view of a model in training mode gives the evaluation
+  # features and leaves the model in training mode.
   tiny_agw.train()
-  assert not tiny_agw.deterministic and not tiny_agw.bottleneck.use_running_average
-  view = nnx.view(tiny_agw, deterministic=True, use_running_average=True)
-  assert isinstance(forward(view, visible, None), dict)
-  assert not tiny_agw.deterministic
+  assert not tiny_agw.bottleneck.use_running_average
+  view = nnx.view(tiny_agw, use_running_average=True)
+  assert view.bottleneck.use_running_average and view.stages.layers[2][1].bn2.use_running_average
+  from_view = forward(view, visible, infrared)
+  for name in ('pool', 'bn'):
+    np.testing.assert_array_equal(from_view[name], features[name])
+  assert not tiny_agw.bottleneck.use_running_average
 
 
 def test_stems_have_separate_parameters(tiny_agw):
@@ -180,6 +190,11 @@ def test_bnneck_and_classifier_init(tiny_agw):
   assert abs(weights.std() / 0.001 - 1) < 0.03 and abs(weights.mean()) < 5e-5
 
 
+# AGW's learning-rate groups, as its method file chooses them (by parameter path).
+agw_param_labels = optim.group_labels(agw_method.parameter_groups(
+    ml_collections.ConfigDict(dict(backbone_lr_scale=0.1))))
+
+
 def test_param_labels_split_head_and_backbone(tiny_agw):
   params = nnx.state(tiny_agw, nnx.Param)
   labels = agw_param_labels(params)
@@ -190,8 +205,6 @@ def test_param_labels_split_head_and_backbone(tiny_agw):
   assert flat[('stages', 'inserted', 1, 0, 'theta', 'kernel')] == 'backbone'
   assert flat[('stages', 'layers', 3, 1, 'bn2', 'scale')] == 'backbone'
   assert len(flat) == len(jax.tree.leaves(params))
-  assert is_head_parameter(('classifier', 'kernel'))
-  assert not is_head_parameter(('stages', 'layers', 0, 0, 'bn1', 'bias'))
   # The pure-array form gets the same labels.
   assert dict(nnx.to_flat_state(agw_param_labels(nnx.as_pure(params)))) == flat
 
@@ -242,8 +255,9 @@ def test_bfloat16_compute_keeps_float32_params_and_features():
   image = jax.ShapeDtypeStruct((2, 32, 16, 3), jnp.float32)
   feature_map = nnx.eval_shape(lambda m, x: m.stages(m.visible_stem(x)), model, image)
   assert feature_map.dtype == jnp.bfloat16
-  pooled, logits = nnx.eval_shape(lambda m, x: m(x, x), model, image)
-  assert pooled.dtype == jnp.float32 and logits.dtype == jnp.float32
+  outputs = nnx.eval_shape(lambda m, x: m(x, x), model, image)
+  assert outputs.pooled.dtype == jnp.float32 and outputs.logits.dtype == jnp.float32
+  assert outputs.bn.dtype == jnp.float32
 
 
 def test_requires_an_input_and_valid_pooling(tiny_agw):

@@ -13,8 +13,9 @@ import pytest
 from flax import nnx
 
 from configs import default
+from tests.training import toy_method
 from vireid_jax import checkpoints
-from vireid_jax.models import AGW, ResNet
+from vireid_jax.models import AGW, ResNet, agw_pytorch
 
 TINY = dict(depth=18, width=8)
 
@@ -65,6 +66,24 @@ def test_learnable_gem_starts_at_the_reference_constant(tiny_agw):
   assert isinstance(model.gem.p, nnx.Param)
   assert 'gem.p' not in checkpoints.to_pytorch_state_dict(model)
   np.testing.assert_array_equal(model.classifier.kernel[...], tiny_agw.classifier.kernel[...])
+
+
+class MethodWithLoader(toy_method.ToyMethod):
+  load_pytorch = staticmethod(lambda source, model_config: ('loaded', source, model_config))
+
+
+def test_load_pytorch_dispatches_on_the_method(tiny_agw):
+  from vireid_jax.methods import agw as agw_method
+  assert agw_method.AGWMethod.load_pytorch is agw_pytorch.load_pytorch
+  state_dict = checkpoints.to_pytorch_state_dict(tiny_agw)
+  config = _config()
+  # A method of the user's own brings its loader in its own file.
+  config.method = f'{__name__}:MethodWithLoader'
+  assert checkpoints.load_pytorch(state_dict, config) == ('loaded', state_dict, config.model)
+  config.method = 'tests.training.toy_method'
+  with pytest.raises(ValueError, match=r"config\.method='tests.training.toy_method' has no "
+                                       r"PyTorch checkpoint loader.*methods with one: agw\."):
+    checkpoints.load_pytorch(state_dict, config)
 
 
 def test_read_state_dict_unwraps_and_copies():

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from vireid_jax.evaluation.features import prepare_images
 from vireid_jax.inference import extract_features
 from vireid_jax.models import AGW
 
-evaluate = nnx.jit(lambda model, visible, infrared: model(visible, infrared))
+evaluate = nnx.jit(lambda model, visible, infrared: model(visible, infrared).features())
 
 
 @pytest.fixture(scope='module')
@@ -33,13 +34,13 @@ def test_chunked_features_equal_one_eval_forward_and_leave_the_model_alone(train
   statistics = nnx.clone(nnx.state(model, nnx.BatchStat))
   # Chunks of 2, 2 and 1 (padded to 2): running statistics make rows independent.
   features = extract_features(model, images, 'infrared', batch_size=2)
-  view = nnx.view(model, deterministic=True, use_running_average=True)
+  view = nnx.view(model, use_running_average=True)
   expected = evaluate(view, None, images)
   assert set(features) == {'pool', 'bn'}
   for name in ('pool', 'bn'):
     assert features[name].shape == (5, 64) and features[name].dtype == np.float32
     np.testing.assert_allclose(features[name], expected[name], rtol=1e-5, atol=1e-6)
-  assert not model.deterministic and not model.bottleneck.use_running_average
+  assert not model.bottleneck.use_running_average
   for (path, before), (_, after) in zip(nnx.to_flat_state(statistics),
                                         nnx.to_flat_state(nnx.state(model, nnx.BatchStat))):
     np.testing.assert_array_equal(before.get_value(), after.get_value(), err_msg=str(path))
@@ -48,11 +49,20 @@ def test_chunked_features_equal_one_eval_forward_and_leave_the_model_alone(train
 def test_modality_selects_the_stem(trained_tiny_agw):
   images = _images(2, seed=2)
   visible = extract_features(trained_tiny_agw, images, 'visible')
-  view = nnx.view(trained_tiny_agw, deterministic=True, use_running_average=True)
+  view = nnx.view(trained_tiny_agw, use_running_average=True)
   np.testing.assert_allclose(visible['bn'], evaluate(view, images, None)['bn'], rtol=1e-5,
                              atol=1e-6)
   infrared = extract_features(trained_tiny_agw, images, 'infrared')
   assert np.abs(np.asarray(visible['bn']) - np.asarray(infrared['bn'])).max() > 1e-3
+
+
+def test_uint8_images_are_normalised_first(trained_tiny_agw):
+  pixels = np.random.default_rng(3).integers(0, 256, (3, 32, 16, 3), dtype=np.uint8)
+  normalised = np.asarray(prepare_images(pixels), np.float32)
+  from_pixels = extract_features(trained_tiny_agw, pixels, 'visible')
+  from_normalised = extract_features(trained_tiny_agw, normalised, 'visible')
+  for name in ('pool', 'bn'):
+    np.testing.assert_array_equal(from_pixels[name], from_normalised[name])
 
 
 def test_bad_arguments_are_rejected(trained_tiny_agw):

@@ -136,7 +136,8 @@ def test_full_agw_training_forward_and_running_statistics_match_pytorch(full_agw
   model.train()
   visible, torch_visible = _images(1, batch=2)
   infrared, torch_infrared = _images(2, batch=2)
-  pooled, logits = forward(model, visible, infrared)
+  outputs = forward(model, visible, infrared)
+  pooled, logits = outputs.pooled, outputs.logits
   torch_pooled, torch_logits = net(torch_visible, torch_infrared)
   assert _relative_error(pooled, torch_pooled.detach().numpy()) <= 1e-4
   # The BNNeck normalises over only these 4 samples, which amplifies the float32 rounding
@@ -233,6 +234,8 @@ def test_init_backbone_from_torchvision_fills_both_stems_and_the_shared_stages(t
 def test_config_pretrained_initialises_the_train_state_backbone(tmp_path):
   from configs import synthetic
   from vireid_jax.methods import agw as agw_method
+  from vireid_jax.methods.base import DataInfo
+  info = DataInfo(num_classes=5, num_visible=10, num_infrared=10, steps_per_epoch=10)
 
   imagenet = reference.TorchvisionResNet(18, 1000, width=8, last_stride=1).eval()
   path = tmp_path / 'resnet18-imagenet.pth'
@@ -240,14 +243,14 @@ def test_config_pretrained_initialises_the_train_state_backbone(tmp_path):
   config = synthetic.get_config()
   config.model.width = 8
   config.model.pretrained = str(path)
-  state = agw_method.create_state(config, 5, 10)
+  state = agw_method.AGWMethod(config).create_state(info)
   expected_kernel = imagenet.layer4[1].conv2.weight.detach().numpy().transpose(2, 3, 1, 0)
   np.testing.assert_array_equal(
-      state.params['stages']['layers'][3][1]['conv2']['kernel'][...], expected_kernel)
+      state.net.params['stages']['layers'][3][1]['conv2']['kernel'][...], expected_kernel)
   config.model.pretrained = ''
-  random_state = agw_method.create_state(config, 5, 10)
+  random_state = agw_method.AGWMethod(config).create_state(info)
   assert not np.array_equal(
-      random_state.params['stages']['layers'][3][1]['conv2']['kernel'][...], expected_kernel)
+      random_state.net.params['stages']['layers'][3][1]['conv2']['kernel'][...], expected_kernel)
 
 
 def test_init_backbone_rejects_a_resnet_of_another_width_listing_shapes():

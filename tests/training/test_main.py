@@ -48,6 +48,27 @@ TOY_EXTRA = """
   config.eval.before_training = False
 """
 
+# Two networks with two optimisers, updated in one step (`toy_gan.py`).
+TOY_GAN_EXTRA = """
+  config.method = "tests.training.toy_gan"
+  config.eval.before_training = False
+"""
+
+# An unlabelled target stream with pseudo-labels that change every epoch
+# (`toy_domain_adaptation.py`): the target is the same synthetic dataset moved into DAN's
+# "lighting" domain.
+TOY_DA_EXTRA = """
+  config.method = "tests.training.toy_domain_adaptation"
+  config.toy = ml_collections.ConfigDict(dict(num_clusters=3))
+  config.data.sampler = "domain_adaptation"
+  config.data.target.dataset = "sysu"
+  config.data.target.root = config.data.root
+  config.data.target.tfds_dir = config.data.tfds_dir
+  config.data.target.synthetic = config.data.synthetic
+  config.data.target.domain = "lighting"
+  config.eval.before_training = False
+"""
+
 
 def write_config(folder, name, extra=""):
   path = folder / name
@@ -113,21 +134,27 @@ def test_main_job_prints_tables_and_writes_results(tiny_experiment):
 
 
 def final_arrays(workdir, step=9):
-  """The arrays of one checkpoint as a flat {path: NumPy array}, read without a target."""
-  import orbax.checkpoint as ocp
-  restored = ocp.StandardCheckpointer().restore(
-      os.path.abspath(workdir / "checkpoints" / str(step) / "default"))
+  """The arrays of one checkpoint as a flat {path: NumPy array}, placed on one device whatever
+  mesh wrote them (the target is built from the checkpoint's own metadata)."""
   import jax
-  return {jax.tree_util.keystr(path): leaf
+  import orbax.checkpoint as ocp
+  path = os.path.abspath(workdir / "checkpoints" / str(step) / "default")
+  checkpointer = ocp.StandardCheckpointer()
+  metadata = checkpointer.metadata(path).item_metadata
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                                          sharding=device),
+                        metadata.tree if hasattr(metadata, "tree") else metadata)
+  restored = checkpointer.restore(path, target)
+  return {jax.tree_util.keystr(path): np.asarray(leaf)
           for path, leaf in jax.tree_util.tree_leaves_with_path(restored)}
 
 
-def test_run_killed_mid_epoch_resumes_bit_identically(tiny_experiment):
-  folder, config_path, uninterrupted, _ = tiny_experiment
-  workdir = folder / "killed"
+def kill_mid_epoch_and_resume(config_path, workdir, *extra):
+  """Starts a run, SIGKILLs it once step 4 (the middle of the second epoch) is saved, and
+  runs it again to the end in the same workdir."""
   every_step = "--config.train.checkpoint_every_steps=1"
-  process = run_main(config_path, workdir, every_step, background=True)
-  # Step 4 is the middle of the second epoch (3 steps per epoch).
+  process = run_main(config_path, workdir, every_step, *extra, background=True)
   mid_epoch_checkpoint = workdir / "checkpoints" / "4"
   deadline = time.time() + 300
   while (not mid_epoch_checkpoint.exists() and process.poll() is None
@@ -140,21 +167,32 @@ def test_run_killed_mid_epoch_resumes_bit_identically(tiny_experiment):
   steps_left = sorted(int(name) for name in os.listdir(workdir / "checkpoints")
                       if name.isdigit())
   assert 4 <= max(steps_left) < 9
-
-  resumed = run_main(config_path, workdir, every_step)
+  resumed = run_main(config_path, workdir, every_step, *extra)
   assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-  assert json.loads((workdir / "results.json").read_text()) == json.loads(
+  return resumed
+
+
+def assert_same_run(uninterrupted, resumed, min_arrays=1):
+  """Same results.json and byte-identical arrays in the final checkpoint."""
+  assert json.loads((resumed / "results.json").read_text()) == json.loads(
       (uninterrupted / "results.json").read_text())
-  expected, actual = final_arrays(uninterrupted), final_arrays(workdir)
-  assert expected.keys() == actual.keys() and len(expected) > 100
+  expected, actual = final_arrays(uninterrupted), final_arrays(resumed)
+  assert expected.keys() == actual.keys() and len(expected) >= min_arrays
   for name, value in expected.items():
     assert value.dtype == actual[name].dtype
     assert value.tobytes() == actual[name].tobytes(), name
 
 
+def test_run_killed_mid_epoch_resumes_bit_identically(tiny_experiment):
+  folder, config_path, uninterrupted, _ = tiny_experiment
+  workdir = folder / "killed"
+  kill_mid_epoch_and_resume(config_path, workdir)
+  assert_same_run(uninterrupted, workdir, min_arrays=100)
+
+
 def test_interrupted_checkpoint_write_is_never_restored(tiny_experiment, tmp_path):
   import shutil
-  from vireid_jax.training import checkpoint
+  from vireid_jax.training import orbax_checkpoints
   _, _, uninterrupted, _ = tiny_experiment
   directory = tmp_path / "checkpoints"
   shutil.copytree(uninterrupted / "checkpoints" / "6", directory / "6")
@@ -162,7 +200,7 @@ def test_interrupted_checkpoint_write_is_never_restored(tiny_experiment, tmp_pat
   # never renamed.
   shutil.copytree(uninterrupted / "checkpoints" / "9",
                   directory / "9.orbax-checkpoint-tmp-1700000000")
-  checkpointer = checkpoint.Checkpointer(str(directory))
+  checkpointer = orbax_checkpoints.Checkpointer(str(directory))
   assert checkpointer.latest_step() == 6 and checkpointer.all_steps() == [6]
   checkpointer.close()
 
@@ -207,8 +245,8 @@ def test_checkpoint_of_another_model_names_each_parameter_and_both_shapes(tiny_e
                        "--config.model.width=16", f"--config.eval.checkpoint={uninterrupted}")
   assert completed.returncode == 1
   # ResNet-18 width 8 vs 16: the visible stem's first convolution, 7x7x3x8 vs 7x7x3x16.
-  assert "params.visible_stem.conv1.kernel: checkpoint (7, 7, 3, 8), config (7, 7, 3, 16)" in (
-      completed.stderr)
+  assert ("net.params.visible_stem.conv1.kernel: checkpoint (7, 7, 3, 8), config (7, 7, 3, 16)"
+          in completed.stderr)
   assert "does not match the model the config builds" in completed.stderr
 
 
@@ -316,3 +354,103 @@ def test_every_dataset_config_runs_end_to_end_on_its_synthetic_counterpart(datas
   figures = os.listdir(tmp_path / "run" / "figures" / "trained")
   assert "cmc.png" in figures
   assert any(name.startswith("ranking_") and name.endswith(".png") for name in figures)
+
+
+def tensorboard_scalars(folder):
+  """{tag: [(step, value), ...]} of every event file in `folder` (read with TensorFlow)."""
+  import tensorflow as tf
+  scalars = {}
+  for name in sorted(os.listdir(folder)):
+    for event in tf.compat.v1.train.summary_iterator(str(folder / name)):
+      for value in event.summary.value:
+        scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+  return scalars
+
+
+@pytest.fixture(scope="module")
+def toy_gan_run(tiny_experiment):
+  folder = tiny_experiment[0]
+  config_path = write_config(folder, "toy_gan.py", TOY_GAN_EXTRA)
+  workdir = folder / "gan"
+  completed = run_main(config_path, workdir)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  return config_path, workdir, completed
+
+
+def test_toy_gan_trains_both_networks_and_logs_its_own_metric_names(toy_gan_run):
+  _, workdir, completed = toy_gan_run
+  # The progress bar shows the method's progress_metric; there is no "loss" metric at all.
+  assert "generator_loss=" in completed.stderr
+  arrays = final_arrays(workdir)
+  assert any(name.startswith("['generator']['params']") for name in arrays)
+  assert any(name.startswith("['discriminator']['opt_state']") for name in arrays)
+  # The single step counter: 9 steps, although every step made two updates.
+  assert int(arrays["['step']"]) == 9
+  # Adam (the discriminator's optimiser) counted 9 updates too.
+  adam_counts = [int(value) for name, value in arrays.items()
+                 if name.startswith("['discriminator']['opt_state']") and "count" in name]
+  assert adam_counts == [9]
+  scalars = tensorboard_scalars(workdir / "tensorboard")
+  assert {"train/generator_loss", "train/discriminator_loss", "train/identity_loss"} <= set(
+      scalars)
+  assert [step for step, _ in scalars["train/generator_loss"]] == list(range(1, 10))
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["step"] == 9 and {s["feature"] for s in results["trained"]} == {"pool", "bn"}
+
+
+def test_toy_gan_killed_mid_epoch_resumes_bit_identically_and_restores_for_eval(
+    toy_gan_run, tmp_path):
+  config_path, uninterrupted, _ = toy_gan_run
+  workdir = tmp_path / "gan_killed"
+  kill_mid_epoch_and_resume(config_path, workdir)
+  assert_same_run(uninterrupted, workdir, min_arrays=10)
+  before = (uninterrupted / "results.json").read_text()
+  evaluated = run_main(config_path, uninterrupted, "--mode=eval")
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  assert (uninterrupted / "results.json").read_text() == before
+
+
+def test_toy_gan_trains_on_eight_devices_like_on_one(toy_gan_run, tmp_path):
+  config_path, one_device, _ = toy_gan_run
+  completed = run_main(config_path, tmp_path / "gan8", devices=8)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert "Devices: 8 x cpu in 1 process(es)" in completed.stdout
+  one, eight = final_arrays(one_device), final_arrays(tmp_path / "gan8")
+  assert one.keys() == eight.keys()
+  for name, value in one.items():
+    np.testing.assert_allclose(eight[name], value, rtol=2e-4, atol=2e-6, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def toy_da_run(tiny_experiment):
+  folder = tiny_experiment[0]
+  config_path = write_config(folder, "toy_da.py", TOY_DA_EXTRA)
+  workdir = folder / "da"
+  completed = run_main(config_path, workdir, "--config.train.checkpoint_every_steps=1")
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  return config_path, workdir
+
+
+def test_target_stream_carries_the_pseudo_labels_of_each_epoch(toy_da_run):
+  _, workdir = toy_da_run
+  arrays = final_arrays(workdir)
+  history = arrays["['label_history']"]
+  # Three epochs, every target image labelled each epoch, and the labels changed.
+  assert history.shape[0] == 3 and (history >= 0).all()
+  assert len({row.tobytes() for row in history}) == 3
+  np.testing.assert_array_equal(arrays["['pseudo_labels']"], history[-1])
+  # Every target row of every batch carried the state's pseudo-label (from epoch_inputs).
+  assert int(arrays["['label_mismatches']"]) == 0
+  # The memory is [num_target, 8] and the batches reached some of its rows.
+  assert arrays["['memory']"].shape == (history.shape[1], 8)
+  assert np.any(arrays["['memory']"] != 0)
+  # Evaluation ran on the target's test split (its lighting domain), SYSU protocol.
+  results = json.loads((workdir / "results.json").read_text())
+  assert {summary["protocol"] for summary in results["trained"]} == {"sysu_all"}
+
+
+def test_domain_adaptation_killed_mid_epoch_resumes_bit_identically(toy_da_run, tmp_path):
+  config_path, uninterrupted = toy_da_run
+  workdir = tmp_path / "da_killed"
+  kill_mid_epoch_and_resume(config_path, workdir)
+  assert_same_run(uninterrupted, workdir, min_arrays=6)

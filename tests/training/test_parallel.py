@@ -25,6 +25,7 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
     import numpy as np
     from configs import synthetic
     from vireid_jax.methods import agw
+    from vireid_jax.methods.base import DataInfo
     from vireid_jax.training import loop, parallel
 
     # Equality across meshes does not depend on XLA's optimisations; compiling is faster.
@@ -51,8 +52,10 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
       outputs = {}
       for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
         mesh = parallel.make_mesh(devices)
-        state = parallel.replicate(agw.create_state(config, 4, 10), mesh)
-        step = loop.jit_train_step(agw, config, mesh)
+        method = agw.AGWMethod(config)
+        data_info = DataInfo(num_classes=4, num_visible=8, num_infrared=8, steps_per_epoch=10)
+        state = parallel.replicate(method.create_state(data_info), mesh)
+        step = loop.jit_train_step(method, mesh)
         global_batch = parallel.global_batch(batch, mesh)
         assert len(global_batch["visible"].sharding.device_set) == len(devices)
         losses = []
@@ -60,9 +63,11 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
           state, metrics = step(state, global_batch)
           losses.append(float(metrics["loss"]))
         outputs[name] = dict(
-            params=jax.device_get(state.params), stats=jax.device_get(state.batch_stats),
+            params=jax.device_get(state.net.params),
+            stats=jax.device_get(state.net.batch_stats),
             losses=losses, loss_dtype=str(metrics["loss"].dtype),
-            param_devices=len(state.params["bottleneck"]["scale"].value.sharding.device_set))
+            param_devices=len(
+                state.net.params["bottleneck"]["scale"].value.sharding.device_set))
       one, eight = outputs["one"], outputs["eight"]
       report[dtype] = {
           "losses": [one["losses"], eight["losses"]],

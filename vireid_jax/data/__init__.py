@@ -1,5 +1,9 @@
 """Input side: raw layouts, TFDS builders, synthetic data, samplers, augmentation, tf.data.
 
 This is the only package that imports TensorFlow, and only in the modules that need it
-(`builders`, `augment`, `pipeline`); `layouts`, `sampling` and `synthetic` are NumPy-only.
+(`builders`, `augment`, `pipeline`, `datasets`); `splits`, `layouts`, `sampling`, `synthetic`
+and `target_domains` are NumPy-only, so methods, the loop and evaluation can import `splits`.
+
+Registries that a method's config names: `sampling.SAMPLERS` (`config.data.sampler`),
+`augment.AUGMENTATIONS` (`config.data.augmentation`) and `augment.RECIPES` (the views they use).
 """

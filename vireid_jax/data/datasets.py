@@ -8,7 +8,10 @@
 * `trial`: RegDB only, which of its ten train/test splits (1..10);
 * `check_counts`: compare the images with the dataset's known counts (default True);
 * `synthetic`: generator options for the dataset's layout (`vireid_jax.data.synthetic`), or
-  empty for a real dataset.
+  empty for a real dataset;
+* `target`: the unlabelled target dataset of domain adaptation (`dataset`, empty for none,
+  and its `root`, `tfds_dir`, `trial`, `check_counts`, `synthetic`, plus `domain`: a DAN
+  synthetic domain to move its images into); see `load`.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ import json
 import os
 
 from absl import logging
+import ml_collections
 import tensorflow_datasets as tfds
 
 from vireid_jax.data import layouts
 from vireid_jax.data import pipeline
 from vireid_jax.data import synthetic
+from vireid_jax.data import target_domains
+from vireid_jax.data.splits import SplitArrays
+from vireid_jax.data.splits import Splits
 from vireid_jax.data.builders import common
 from vireid_jax.data.builders import integrity
 from vireid_jax.data.builders import llcm
@@ -114,8 +121,8 @@ def build(data_config) -> tfds.core.DatasetBuilder:
   return builder
 
 
-def load(data_config) -> tuple[pipeline.SplitArrays, pipeline.SplitArrays]:
-  """(train, test) splits of the configured dataset, decoded into memory.
+def load_dataset(data_config) -> tuple[SplitArrays, SplitArrays]:
+  """(train, test) splits of one configured dataset, decoded into memory.
 
   For RegDB both are those of trial `config.data.trial`; every test split holds both
   modalities. The decoded splits are counted again against the dataset's known counts, which
@@ -133,7 +140,66 @@ def load(data_config) -> tuple[pipeline.SplitArrays, pipeline.SplitArrays]:
   return train, test
 
 
-def count_arrays(split: pipeline.SplitArrays) -> dict:
+# The fields of `config.data.target` that replace the source's to describe the target dataset.
+TARGET_DATASET_FIELDS = ("dataset", "root", "tfds_dir", "trial", "check_counts", "synthetic")
+
+
+def target_data_config(data_config) -> ml_collections.ConfigDict:
+  """`config.data` with the target dataset's fields (`config.data.target`) in place."""
+  target = data_config.target
+  config = ml_collections.ConfigDict(data_config.to_dict())
+  with config.ignore_type():
+    for key in TARGET_DATASET_FIELDS:
+      if key in target:
+        config[key] = target[key]
+  return config
+
+
+def has_target(data_config) -> bool:
+  """Whether `config.data.target` names a target dataset."""
+  return bool(data_config.get("target") and data_config.target.get("dataset"))
+
+
+def load(data_config, *, with_target: bool = False) -> Splits:
+  """The run's splits: the training dataset's, and with `with_target` the target's.
+
+  Without a target: train and test of `config.data`. With one (`config.data.target`, for
+  domain adaptation): train of `config.data` (the labelled source), the target dataset's
+  training split with every label NO_LABEL (identities stay in `person_ids` for diagnostics
+  only), and the target's test split, which evaluation then scores with the target dataset's
+  protocols. `config.data.target.domain` ("noise", "lighting", "background") moves the
+  target's images into that synthetic domain (`target_domains.synthetic_target_domain`), e.g.
+  SYSU → SYSU-N.
+
+  Raises:
+    ValueError: `with_target` without `config.data.target.dataset`, or a target without
+      `with_target` (the method would ignore it).
+  """
+  if has_target(data_config) != with_target:
+    if with_target:
+      raise ValueError("This method trains on an unlabelled target stream: set "
+                       "config.data.target.dataset (and its root) to the target dataset.")
+    raise ValueError(
+        f"config.data.target.dataset={data_config.target.dataset!r} is set, but the "
+        "configured method trains on no target stream; clear it "
+        "(--config.data.target.dataset='') or choose a domain-adaptation method.")
+  train, test = load_dataset(data_config)
+  if not with_target:
+    return Splits(train=train, test=test, target=None, test_dataset=data_config.dataset,
+                  test_trial=data_config.trial if data_config.dataset == "regdb" else None)
+  target_config = target_data_config(data_config)
+  target_train, target_test = load_dataset(target_config)
+  domain = data_config.target.get("domain", "")
+  if domain:
+    target_train, target_test = (
+        target_domains.synthetic_target_domain(split, domain, target_config.dataset)
+        for split in (target_train, target_test))
+  return Splits(train=train, test=target_test, target=target_train.unlabelled(),
+                test_dataset=target_config.dataset,
+                test_trial=target_config.trial if target_config.dataset == "regdb" else None)
+
+
+def count_arrays(split: SplitArrays) -> dict:
   """`layouts.count_split` of a decoded split."""
   return layouts.count_split(split.person_ids, split.cameras,
                              [layouts.MODALITIES[m] for m in split.modalities])

@@ -11,45 +11,14 @@ batch dicts: what follows is JAX only.
 
 from __future__ import annotations
 
-import dataclasses
-
-import ml_collections
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from vireid_jax.data import augment
 from vireid_jax.data import sampling
-
-VISIBLE, INFRARED = 0, 1
-
-
-@dataclasses.dataclass(frozen=True)
-class SplitArrays:
-  """One split decoded into memory.
-
-  Attributes:
-    images: [N, H, W, 3] uint8.
-    labels: [N] int32 training labels (-1 in test splits).
-    person_ids: [N] int32 dataset identities.
-    cameras: [N] int32 1-based camera numbers.
-    modalities: [N] int32, 0 = visible, 1 = infrared.
-    relative_paths: [N] str, e.g. "cam3/0006/0001.jpg".
-  """
-
-  images: np.ndarray
-  labels: np.ndarray
-  person_ids: np.ndarray
-  cameras: np.ndarray
-  modalities: np.ndarray
-  relative_paths: np.ndarray
-
-  def __len__(self) -> int:
-    return len(self.labels)
-
-  def select(self, mask_or_indices) -> "SplitArrays":
-    return SplitArrays(**{field.name: getattr(self, field.name)[mask_or_indices]
-                          for field in dataclasses.fields(self)})
+from vireid_jax.data.splits import SplitArrays
+from vireid_jax.data.splits import VISIBLE
 
 
 def load_split(builder: tfds.core.DatasetBuilder, split: str,
@@ -85,121 +54,17 @@ def augmentation_seeds(seed: int, epoch: int, num_batches: int,
                       dtype=np.int64).astype(np.int32)
 
 
-# The samplers `train_dataset` offers (config.data.sampler).
-SAMPLERS = ("agw", "djanet", "mcja", "domain_adaptation")
-
-# Views of each augmentation (config.data.augmentation), per stream modality: (key suffix,
-# `augment.train_view` recipe). "mixed" is MCJA's stream of both modalities together.
-VIEWS = {
-    "agw": {VISIBLE: (("", "agw"),), INFRARED: (("", "agw"),), "mixed": (("", "agw"),)},
-    "caj": {VISIBLE: (("", "caj_visible"), ("_augmented", "caj_visible_exchange")),
-            INFRARED: (("", "caj_infrared"),)},
-    "djanet": {VISIBLE: (("", "djanet_visible"), ("_augmented", "caj_visible_exchange")),
-               INFRARED: (("", "djanet_infrared"), ("_augmented", "djanet_infrared_scale"))},
-    "mcja": {VISIBLE: (("", "mcja"),), INFRARED: (("", "mcja"),), "mixed": (("", "mcja"),)},
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Stream:
-  """One group of rows of every training batch: which images of which split fill it.
-
-  Attributes:
-    name: key of its images in the batch dict ("visible", "target_infrared", "images").
-    split: the split the images come from.
-    modality: VISIBLE, INFRARED, or "mixed" (MCJA's stream of both).
-    indices: [num_batches, batch_size] positions into `split`.
-    labels_key: key of its labels in the batch dict.
-    indices_key: key of its positions in the batch dict, or None to leave them out.
-  """
-
-  name: str
-  split: SplitArrays
-  modality: int | str
-  indices: np.ndarray
-  labels_key: str
-  indices_key: str | None = None
-
-
-def _positions(split: SplitArrays, modality: int) -> np.ndarray:
-  return np.flatnonzero(split.modalities == modality)
-
-
-def _cross_modal_streams(split: SplitArrays, plan: sampling.CrossModalEpoch,
-                         prefix: str = "", with_indices: bool = False) -> list[Stream]:
-  streams = []
-  for modality, name, indices in ((VISIBLE, "visible", plan.visible_indices),
-                                  (INFRARED, "infrared", plan.infrared_indices)):
-    positions = _positions(split, modality)[indices].reshape(plan.num_batches, -1)
-    streams.append(Stream(prefix + name, split, modality, positions,
-                          f"{prefix}{name}_labels",
-                          f"{prefix}{name}_indices" if with_indices else None))
-  return streams
-
-
-def _agw_plan(split: SplitArrays, ids_per_batch: int, images_per_id: int, seed: int,
-              epoch: int) -> sampling.CrossModalEpoch:
-  return sampling.agw_cross_modality_epoch(
-      split.labels[_positions(split, VISIBLE)], split.labels[_positions(split, INFRARED)],
-      ids_per_batch=ids_per_batch, images_per_id=images_per_id, seed=seed, epoch=epoch)
-
-
-def sampler_streams(train: SplitArrays, data_config, *, seed: int, epoch: int,
-                    target: SplitArrays | None = None) -> list[Stream]:
-  """The epoch's index plan of `data_config.sampler`, as streams of batch rows.
-
-  Samplers (P = `ids_per_batch`, K = `images_per_id`):
-    "agw": the AGW cross-modality identity sampler (`sampling.agw_cross_modality_epoch`):
-      streams "visible" and "infrared", P*K rows each, slot i of both of one identity.
-    "djanet": the same sampler (DJANet uses AGW's, with P = 24; spec djanet §3).
-    "mcja": MCJA's modality-agnostic P x K sampler (`sampling.mcja_identity_epoch`): one
-      stream "images" of P*K rows of both modalities.
-    "domain_adaptation": DAN's two streams (dan.md §5–6): the labelled source `train` through
-      the AGW sampler ("visible", "infrared"; drawn once, at epoch 0, and reused unless
-      `redraw_source_plan`), and the unlabelled `target` through `sampling.target_epoch`
-      ("target_visible", "target_infrared"; `target.labels` are its pseudo-labels, -1 for
-      none; target batch b % its own epoch length).
-  """
-  sampler = data_config.sampler
-  ids_per_batch, images_per_id = data_config.ids_per_batch, data_config.images_per_id
-  if sampler in ("agw", "djanet"):
-    return _cross_modal_streams(train, _agw_plan(train, ids_per_batch, images_per_id, seed,
-                                                 epoch))
-  if sampler == "mcja":
-    plan = sampling.mcja_identity_epoch(train.labels, ids_per_batch=ids_per_batch,
-                                        images_per_id=images_per_id, seed=seed, epoch=epoch)
-    return [Stream("images", train, "mixed", plan.indices.reshape(plan.num_batches, -1),
-                   "labels")]
-  if sampler == "domain_adaptation":
-    if target is None:
-      raise ValueError("config.data.sampler='domain_adaptation' needs the unlabelled target "
-                       "split: pass target= to train_dataset and steps_per_epoch.")
-    source_epoch = epoch if data_config.get("redraw_source_plan", False) else 0
-    source = _cross_modal_streams(train, _agw_plan(train, ids_per_batch, images_per_id, seed,
-                                                   source_epoch))
-    target_plan = sampling.target_epoch(
-        target.labels[_positions(target, VISIBLE)], target.labels[_positions(target, INFRARED)],
-        ids_per_batch=ids_per_batch, images_per_id=images_per_id,
-        aligned=data_config.get("target_sampler", "independent") == "aligned", seed=seed,
-        epoch=epoch)
-    target_streams = _cross_modal_streams(target, target_plan, "target_", with_indices=True)
-    num_batches = len(source[0].indices)
-    wrapped = np.arange(num_batches) % len(target_streams[0].indices)
-    return source + [dataclasses.replace(stream, indices=stream.indices[wrapped])
-                     for stream in target_streams]
-  raise ValueError(f"config.data.sampler={sampler!r} is not one of {SAMPLERS}.")
-
-
 def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
                   start_batch: int = 0, process_index: int = 0, process_count: int = 1,
-                  target: SplitArrays | None = None) -> tf.data.Dataset:
+                  target: SplitArrays | None = None,
+                  epoch_inputs: dict | None = None) -> tf.data.Dataset:
   """One epoch of training batches, from batch `start_batch` on (for resuming).
 
-  The sampler (`data_config.sampler`, see `sampler_streams`) fixes which images form each
-  batch; the augmentation (`data_config.augmentation`, see `VIEWS` and
-  `augment.train_view`) fixes the views of each. Batch b of epoch e is a function of (seed,
-  e, b) only: the same whether the epoch started at 0 or at `start_batch`, and whatever the
-  number of processes.
+  The sampler (`data_config.sampler`, an entry of `sampling.SAMPLERS`) fixes which images
+  form each batch; the augmentation (`data_config.augmentation`, an entry of
+  `augment.AUGMENTATIONS`) fixes the views of each. Batch b of epoch e is a function of
+  (seed, e, b, epoch_inputs) only: the same whether the epoch started at 0 or at
+  `start_batch`, and whatever the number of processes.
 
   Multi-host: with `process_count` n > 1 the process `process_index` p yields rows
   [p * R / n, (p + 1) * R / n) of every array below, R = the global rows of that array (P*K);
@@ -230,21 +95,22 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
     process_index: this process (`jax.process_index()`).
     process_count: number of processes (`jax.process_count()`).
     target: the unlabelled target split, sampler "domain_adaptation" only.
+    epoch_inputs: the method's `epoch_inputs` for this epoch (e.g. "target_labels"), read by
+      the sampler.
 
   Returns:
     A dataset of batch dicts of NumPy-convertible tensors.
   """
-  streams = sampler_streams(train, data_config, seed=seed, epoch=epoch, target=target)
+  streams = sampling.get_sampler(data_config.sampler).streams(
+      train, data_config, seed=seed, epoch=epoch, target=target, epoch_inputs=epoch_inputs)
   augmentation = data_config.get("augmentation", "agw")
-  if augmentation not in VIEWS:
-    raise ValueError(f"config.data.augmentation={augmentation!r} is not one of "
-                     f"{sorted(VIEWS)}.")
+  stream_views = augment.get_augmentation(augmentation)
   views = []  # (output key, stream index, recipe)
   for stream_index, stream in enumerate(streams):
-    if stream.modality not in VIEWS[augmentation]:
+    if stream.modality not in stream_views:
       raise ValueError(f"config.data.augmentation={augmentation!r} needs visible and infrared "
                        f"streams; sampler {data_config.sampler!r} mixes the modalities.")
-    for suffix, recipe in VIEWS[augmentation][stream.modality]:
+    for suffix, recipe in stream_views[stream.modality]:
       views.append((stream.name + suffix, stream_index, recipe))
 
   num_batches, global_rows = streams[0].indices.shape
@@ -309,50 +175,18 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
   return dataset.prefetch(2)
 
 
-def synthetic_target_domain(split: SplitArrays, variant: str, dataset: str) -> SplitArrays:
-  """`split` with every image moved into DAN's synthetic domain `variant` (dan.md §8).
-
-  Each image is transformed by `augment.synthetic_domain_image`, seeded by
-  (dataset, variant, relative path), so the result does not depend on the split's order.
-  dan.md applies the transform to the original-resolution images before resizing; here it
-  runs on the decoded (already resized) arrays. Labels are kept: a domain-adaptation run
-  replaces them by -1 or pseudo-labels for training and keeps them for evaluation.
-
-  Args:
-    split: decoded images and their metadata.
-    variant: one of `augment.SYNTHETIC_DOMAINS` ("noise", "lighting", "background").
-    dataset: dataset name in the seed ("sysu", "regdb", "llcm").
-  """
-  images = np.stack([
-      augment.synthetic_domain_image(
-          image, variant, infrared=modality == INFRARED,
-          seed=augment.synthetic_domain_seed(dataset, variant, str(path)))
-      for image, modality, path in zip(split.images, split.modalities, split.relative_paths)
-  ]) if len(split) else split.images
-  return dataclasses.replace(split, images=images)
-
-
 def steps_per_epoch(train: SplitArrays, data_config, *,
                     target: SplitArrays | None = None) -> int:
   """The reference epoch length of the configured sampler on this training split.
 
   "agw", "djanet": floor(max(Nv, Ni) / (P*K)) + 1 (696 on SYSU-MM01 at P=8, K=4; 232 at
   P=24); "mcja": `sampling.mcja_num_batches`; "domain_adaptation": the AGW formula on the
-  labelled source (DAN iterates over its source plan; `target` is not needed for the count).
+  labelled source (DAN iterates over its source plan).
 
   Args:
     train: the training split (the source for domain adaptation).
     data_config: `config.data` (sampler, ids_per_batch P, images_per_id K).
-    target: the target split of domain adaptation (unused by the count, accepted for symmetry
-      with `train_dataset`).
+    target: the target split of domain adaptation.
   """
-  del target  # DAN's epoch is its source plan.
-  sampler = data_config.sampler
-  ids_per_batch, images_per_id = data_config.ids_per_batch, data_config.images_per_id
-  if sampler == "mcja":
-    return sampling.mcja_num_batches(train.labels, ids_per_batch, images_per_id)
-  if sampler not in SAMPLERS:
-    raise ValueError(f"config.data.sampler={sampler!r} is not one of {SAMPLERS}.")
-  num_visible = int(np.sum(train.modalities == VISIBLE))
-  return sampling.agw_num_batches(num_visible, len(train) - num_visible, ids_per_batch,
-                                  images_per_id)
+  return sampling.get_sampler(data_config.sampler).num_batches(train, data_config,
+                                                               target=target)

@@ -3,13 +3,22 @@
 A sampler turns per-image labels into index arrays for one epoch. It is a pure function of
 (labels, config, seed, epoch): a resumed run rebuilds exactly the epoch it was killed in and
 skips the batches it had already taken.
+
+`SAMPLERS` is the registry `config.data.sampler` names: each entry turns the splits (and the
+method's epoch inputs) into the streams of batch rows the input pipeline gathers. Adding a
+sampler adds an entry (`register_sampler`); nothing else changes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
+
+from vireid_jax.data.splits import INFRARED
+from vireid_jax.data.splits import SplitArrays
+from vireid_jax.data.splits import VISIBLE
 
 
 def epoch_rng(seed: int, epoch: int, stream: str) -> np.random.Generator:
@@ -280,3 +289,156 @@ def target_epoch(visible_labels: np.ndarray, infrared_labels: np.ndarray, *, ids
           [rng.choice(by_label[modality][label], size=images_per_id) for label in chosen])
   return CrossModalEpoch(plans[0].reshape(-1), plans[1].reshape(-1), ids_per_batch,
                          images_per_id)
+
+
+# --- The sampler registry: config.data.sampler → the streams of each batch ---------------------
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+  """One group of rows of every training batch: which images of which split fill it.
+
+  Attributes:
+    name: key of its images in the batch dict ("visible", "target_infrared", "images").
+    split: the split the images come from.
+    modality: VISIBLE, INFRARED, or "mixed" (MCJA's stream of both).
+    indices: [num_batches, batch_size] positions into `split`.
+    labels_key: key of its labels in the batch dict.
+    indices_key: key of its positions in the batch dict, or None to leave them out.
+  """
+
+  name: str
+  split: SplitArrays
+  modality: int | str
+  indices: np.ndarray
+  labels_key: str
+  indices_key: str | None = None
+
+
+# streams(train, data_config, *, seed, epoch, target, epoch_inputs) -> list[Stream]: the epoch's
+# plan; num_batches(train, data_config, target) -> the reference's batches per epoch.
+StreamsFn = Callable[..., list[Stream]]
+NumBatchesFn = Callable[..., int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+  streams: StreamsFn
+  num_batches: NumBatchesFn
+
+
+SAMPLERS: dict[str, Sampler] = {}
+
+
+def register_sampler(name: str, num_batches: NumBatchesFn) -> Callable[[StreamsFn], StreamsFn]:
+  """Decorator: adds a streams function to `SAMPLERS` under `name` (config.data.sampler)."""
+  def register(streams: StreamsFn) -> StreamsFn:
+    if name in SAMPLERS:
+      raise ValueError(f"A sampler named {name!r} is registered already.")
+    SAMPLERS[name] = Sampler(streams, num_batches)
+    return streams
+  return register
+
+
+def get_sampler(name: str) -> Sampler:
+  if name not in SAMPLERS:
+    raise ValueError(f"config.data.sampler={name!r} is not a registered sampler; available: "
+                     f"{', '.join(sorted(SAMPLERS))} (vireid_jax.data.sampling.SAMPLERS).")
+  return SAMPLERS[name]
+
+
+def _positions(split: SplitArrays, modality: int) -> np.ndarray:
+  return np.flatnonzero(split.modalities == modality)
+
+
+def _cross_modal_streams(split: SplitArrays, plan: CrossModalEpoch, prefix: str = "",
+                         with_indices: bool = False) -> list[Stream]:
+  streams = []
+  for modality, name, indices in ((VISIBLE, "visible", plan.visible_indices),
+                                  (INFRARED, "infrared", plan.infrared_indices)):
+    positions = _positions(split, modality)[indices].reshape(plan.num_batches, -1)
+    streams.append(Stream(prefix + name, split, modality, positions,
+                          f"{prefix}{name}_labels",
+                          f"{prefix}{name}_indices" if with_indices else None))
+  return streams
+
+
+def _agw_plan(split: SplitArrays, data_config, seed: int, epoch: int) -> CrossModalEpoch:
+  return agw_cross_modality_epoch(
+      split.labels[_positions(split, VISIBLE)], split.labels[_positions(split, INFRARED)],
+      ids_per_batch=data_config.ids_per_batch, images_per_id=data_config.images_per_id,
+      seed=seed, epoch=epoch)
+
+
+def _agw_num_batches(train: SplitArrays, data_config, target=None) -> int:
+  """floor(max(Nv, Ni) / (P*K)) + 1 on the (source) training split."""
+  del target  # DAN's epoch is its source plan.
+  return agw_num_batches(train.count(VISIBLE), train.count(INFRARED), data_config.ids_per_batch,
+                         data_config.images_per_id)
+
+
+@register_sampler("agw", num_batches=_agw_num_batches)
+def agw_streams(train: SplitArrays, data_config, *, seed: int, epoch: int, target=None,
+                epoch_inputs=None) -> list[Stream]:
+  """The AGW cross-modality identity sampler (`agw_cross_modality_epoch`): streams "visible"
+  and "infrared", P*K rows each, slot i of both of one identity; 696 batches per epoch on
+  SYSU-MM01 at P = 8, K = 4."""
+  del target, epoch_inputs
+  return _cross_modal_streams(train, _agw_plan(train, data_config, seed, epoch))
+
+
+# DJANet uses AGW's sampler with P = 24 (spec djanet §3); its name keeps configs readable.
+register_sampler("djanet", num_batches=_agw_num_batches)(agw_streams)
+
+
+def _mcja_num_batches(train: SplitArrays, data_config, target=None) -> int:
+  del target
+  return mcja_num_batches(train.labels, data_config.ids_per_batch, data_config.images_per_id)
+
+
+@register_sampler("mcja", num_batches=_mcja_num_batches)
+def mcja_streams(train: SplitArrays, data_config, *, seed: int, epoch: int, target=None,
+                 epoch_inputs=None) -> list[Stream]:
+  """MCJA's modality-agnostic P x K sampler (`mcja_identity_epoch`): one stream "images" of
+  P*K rows of both modalities (with "modalities" in the batch)."""
+  del target, epoch_inputs
+  plan = mcja_identity_epoch(train.labels, ids_per_batch=data_config.ids_per_batch,
+                             images_per_id=data_config.images_per_id, seed=seed, epoch=epoch)
+  return [Stream("images", train, "mixed", plan.indices.reshape(plan.num_batches, -1), "labels")]
+
+
+@register_sampler("domain_adaptation", num_batches=_agw_num_batches)
+def domain_adaptation_streams(train: SplitArrays, data_config, *, seed: int, epoch: int,
+                              target: SplitArrays | None = None,
+                              epoch_inputs: dict | None = None) -> list[Stream]:
+  """DAN's two streams (dan.md §5–6).
+
+  The labelled source `train` through the AGW sampler ("visible", "infrared"; drawn once, at
+  epoch 0, and reused unless `data_config.redraw_source_plan`), and the unlabelled `target`
+  through `target_epoch` ("target_visible", "target_infrared", with "target_*_indices":
+  positions into `target`). The target's labels are `epoch_inputs["target_labels"]`
+  ([len(target)] int32 pseudo-labels, -1 for none; the method's `epoch_inputs`), else the
+  split's own (all -1). Target batch b is batch b % the target's own epoch length.
+  """
+  if target is None:
+    raise ValueError("config.data.sampler='domain_adaptation' needs the unlabelled target "
+                     "split: set config.data.target and use a method with uses_target.")
+  labels = (epoch_inputs or {}).get("target_labels")
+  if labels is not None:
+    labels = np.asarray(labels, np.int32)
+    if labels.shape != (len(target),):
+      raise ValueError(f"epoch_inputs['target_labels'] has shape {labels.shape}; the target "
+                       f"split has {len(target)} images: one label (or -1) per image, in split "
+                       "order.")
+    target = dataclasses.replace(target, labels=labels)
+  source_epoch = epoch if data_config.get("redraw_source_plan", False) else 0
+  source = _cross_modal_streams(train, _agw_plan(train, data_config, seed, source_epoch))
+  target_plan = target_epoch(
+      target.labels[_positions(target, VISIBLE)], target.labels[_positions(target, INFRARED)],
+      ids_per_batch=data_config.ids_per_batch, images_per_id=data_config.images_per_id,
+      aligned=data_config.get("target_sampler", "independent") == "aligned", seed=seed,
+      epoch=epoch)
+  target_streams = _cross_modal_streams(target, target_plan, "target_", with_indices=True)
+  num_batches = len(source[0].indices)
+  wrapped = np.arange(num_batches) % len(target_streams[0].indices)
+  return source + [dataclasses.replace(stream, indices=stream.indices[wrapped])
+                   for stream in target_streams]

@@ -1,14 +1,14 @@
 """Evaluation: protocols (who is query and gallery), distances, re-ranking, rank metrics,
-reports and pictures; `evaluate` runs all of it on a model's features of a test split.
+reports and pictures; `evaluate` runs all of it on a model's features of a test split, and
+`extract_features` is the one batched feature extraction (evaluation and inference).
 
 JAX and NumPy only: this package must run on machines without TensorFlow.
 """
 
 from vireid_jax.evaluation.evaluator import evaluate
-from vireid_jax.evaluation.evaluator import extract_features
+from vireid_jax.evaluation.features import extract_features
 from vireid_jax.evaluation.metrics import rank_metrics
 from vireid_jax.evaluation.metrics import rank_metrics_from_features
-from vireid_jax.evaluation.protocols import evaluate_sysu
 from vireid_jax.evaluation.protocols import llcm_trials
 from vireid_jax.evaluation.protocols import load_rand_perm_cam
 from vireid_jax.evaluation.protocols import mean_over_trials
@@ -29,7 +29,6 @@ from vireid_jax.evaluation.rerank import mser_rerank
 __all__ = [
     "Trials",
     "evaluate",
-    "evaluate_sysu",
     "extract_features",
     "format_results_table",
     "k_reciprocal_rerank",

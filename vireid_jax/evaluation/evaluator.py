@@ -1,12 +1,12 @@
 """The evaluation entry point: a model's features of a test split, every configured protocol.
 
 `evaluate` is what the training loop (and `--mode eval`) calls: it computes the features
-of every test image once (through the stem of its modality, optionally averaged with the
-mirrored image, optionally with MSER's spectral views), scores each protocol variant the
-dataset and `config.eval` select (`protocols`), with the configured distance or
-re-ranking, and returns one summary per (protocol variant, feature) in the
-`report.summarize_trials` format; with an output folder it also draws the ranked-retrieval
-grids and the CMC curves (`plots`).
+of every test image once (`features.extract_features`: through the stem of its modality,
+optionally averaged with the mirrored image, optionally with MSER's spectral views),
+scores each protocol variant the dataset and `config.eval` select (`protocols`), with
+the configured distance or re-ranking, and returns one summary per (protocol variant,
+feature) in the `report.summarize_trials` format; with an output folder it also draws the
+ranked-retrieval grids and the CMC curves (`plots`).
 
 Test-time options (`config.eval`):
   * features: which outputs of the method's `features` to evaluate ("pool", "bn").
@@ -23,7 +23,6 @@ The options are part of the protocol name in the results ("sysu_all+flip+mser").
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -33,25 +32,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vireid_jax.data.normalization import IMAGENET_MEAN
-from vireid_jax.data.normalization import IMAGENET_STD
+from vireid_jax.data.splits import INFRARED
+from vireid_jax.data.splits import MODALITY_NAMES
+from vireid_jax.data.splits import VISIBLE
 from vireid_jax.evaluation import distances
 from vireid_jax.evaluation import metrics
 from vireid_jax.evaluation import plots
 from vireid_jax.evaluation import protocols
 from vireid_jax.evaluation import report
 from vireid_jax.evaluation import rerank
-from vireid_jax.models.layers import l2_normalize
+from vireid_jax.evaluation.features import FeaturesFn
+from vireid_jax.evaluation.features import extract_features
 
 DATASETS = ("sysu", "regdb", "llcm")
 RERANKING = ("none", "k_reciprocal", "mser")
 # MSER's views of a visible image: itself, then channel R, G or B repeated into three
 # channels (MCJA's test modes None, 'r', 'g', 'b'; spec mcja.md §1.3).
 SPECTRAL_VIEWS = {"original": None, "red": 0, "green": 1, "blue": 2}
-
-# features_fn(images [B, H, W, 3] float32 normalised, modality) -> {name: [B, D]}.
-FeaturesFn = Callable[[jax.Array, str], Mapping[str, jax.Array]]
-
 
 @dataclasses.dataclass(frozen=True)
 class EvalOptions:
@@ -157,7 +154,7 @@ def _check_split(test: Any) -> None:
   for name in ("images", "person_ids", "cameras", "modalities", "relative_paths"):
     if not hasattr(test, name):
       raise TypeError(f"The test split has no attribute {name!r}; pass the decoded split"
-                      " (vireid_jax.data.pipeline.SplitArrays).")
+                      " (vireid_jax.data.splits.SplitArrays).")
   images = test.images
   if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
     raise ValueError(f"Test images must be uint8 [N, H, W, 3], got {images.dtype}"
@@ -166,65 +163,6 @@ def _check_split(test: Any) -> None:
              for name in ("images", "person_ids", "cameras", "modalities", "relative_paths")}
   if len(set(lengths.values())) != 1:
     raise ValueError(f"The test split's arrays differ in length: {lengths}.")
-
-
-@functools.partial(jax.jit, static_argnames=("channel", "flip"))
-def prepare_images(images: jax.Array, *, channel: int | None = None,
-                   flip: bool = False) -> jax.Array:
-  """uint8 [B, H, W, 3] → float32 ImageNet-normalised (÷255, minus mean, over std).
-
-  Args:
-    images: [B, H, W, 3] uint8.
-    channel: None, or 0/1/2 to replace the image by that channel repeated three
-      times before normalising (MSER's spectral views).
-    flip: mirror horizontally (the W axis).
-
-  Returns:
-    [B, H, W, 3] float32.
-  """
-  images = images.astype(jnp.float32) / 255.0
-  if channel is not None:
-    images = jnp.repeat(images[..., channel:channel + 1], 3, axis=-1)
-  if flip:
-    images = images[:, :, ::-1]
-  return (images - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
-
-
-def extract_features(
-    features_fn: FeaturesFn,
-    images: np.ndarray,
-    modality: str,
-    *,
-    batch_size: int,
-    flip: bool = False,
-    channel: int | None = None,
-) -> dict[str, jax.Array]:
-  """Features of `images` [N, H, W, 3] uint8 through `modality`'s stem, in fixed batches.
-
-  Every call of `features_fn` gets exactly `batch_size` rows (the last batch is
-  zero-padded and the padding dropped), so one compiled program serves all.
-  With `flip`, each feature is the L2-normalised sum of the image's and its
-  mirror's features ([CAJ] `testa.py`).
-
-  Returns:
-    {feature name: [N, D]} on the device.
-  """
-  if batch_size < 1:
-    raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-  outputs: dict[str, list[jax.Array]] = {}
-  for start in range(0, len(images), batch_size):
-    batch = np.asarray(images[start:start + batch_size])
-    count = len(batch)
-    if count < batch_size:
-      batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]), batch.dtype)])
-    batch = jnp.asarray(batch)
-    features = dict(features_fn(prepare_images(batch, channel=channel), modality))
-    if flip:
-      mirrored = features_fn(prepare_images(batch, channel=channel, flip=True), modality)
-      features = {name: l2_normalize(value + mirrored[name]) for name, value in features.items()}
-    for name, value in features.items():
-      outputs.setdefault(name, []).append(value[:count])
-  return {name: jnp.concatenate(values) for name, values in outputs.items()}
 
 
 def split_features(
@@ -253,7 +191,7 @@ def split_features(
     raise ValueError(f"views must start with 'original', got {views}.")
   modalities = np.asarray(test.modalities)
   rows_per_modality = {modality: np.flatnonzero(modalities == modality)
-                       for modality in protocols.MODALITY_NAMES}
+                       for modality in (VISIBLE, INFRARED)}
   inverse = jnp.asarray(np.argsort(np.concatenate(list(rows_per_modality.values()))))
   result: dict[str, dict[str, jax.Array]] = {}
   for view in views:
@@ -261,11 +199,11 @@ def split_features(
     for modality, rows in rows_per_modality.items():
       if not len(rows):
         continue
-      if modality == protocols.INFRARED and view != "original":
+      if modality == INFRARED and view != "original":
         parts.append({name: value[rows] for name, value in result["original"].items()})
       else:
         parts.append(extract_features(
-            features_fn, test.images[rows], protocols.MODALITY_NAMES[modality],
+            features_fn, test.images[rows], MODALITY_NAMES[modality],
             batch_size=batch_size, flip=flip, channel=SPECTRAL_VIEWS[view]))
     result[view] = {name: jnp.concatenate([part[name] for part in parts])[inverse]
                     for name in parts[0]}
@@ -442,7 +380,7 @@ def _reranked_distances(variant, features, feature, query_rows, gallery_rows, op
 
   # MSER: the visible side contributes its four spectral views.
   def views_of(rows, modality):
-    names = SPECTRAL_VIEWS if modality == protocols.VISIBLE else ("original",)
+    names = SPECTRAL_VIEWS if modality == VISIBLE else ("original",)
     return [features[view][feature][rows] for view in names]
 
   return rerank.mser_rerank(

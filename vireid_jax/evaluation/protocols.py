@@ -42,9 +42,11 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
+from vireid_jax.data.splits import INFRARED
+from vireid_jax.data.splits import MODALITY_NAMES
+from vireid_jax.data.splits import VISIBLE
 from vireid_jax.evaluation import metrics
 from vireid_jax.evaluation.distances import negative_cosine_distance
 
@@ -71,10 +73,6 @@ LLCM_DIRECTIONS = ("ir_to_vis", "vis_to_ir", "vis_to_ir_swapped")
 # The `protocol` argument of `metrics.rank_metrics` for each dataset.
 METRIC_PROTOCOL = {"sysu": "sysu", "regdb": "regdb", "llcm": "llcm"}
 
-# `modalities` values of a split (as `vireid_jax.data.pipeline` writes them).
-VISIBLE = 0
-INFRARED = 1
-MODALITY_NAMES = {VISIBLE: "visible", INFRARED: "infrared"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,90 +275,6 @@ def mean_over_trials(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
   }
 
 
-def evaluate_sysu(
-    query_features: Any,
-    query_pids: Any,
-    query_cams: Any,
-    candidate_features: Any,
-    candidate_pids: Any,
-    candidate_cams: Any,
-    candidate_paths: Sequence[str],
-    *,
-    mode: str = "all",
-    num_trials: int = SYSU_NUM_TRIALS,
-    max_rank: int = 20,
-) -> dict[str, Any]:
-  """SYSU-MM01 evaluation, AGW protocol: fixed queries, one random gallery per trial.
-
-  Trial t draws its gallery from the candidates with
-  `sysu_gallery_indices(..., trial=t, mode=mode)`, ranks it by cosine distance
-  and scores it with the "sysu" metric protocol (camera-3 queries ignore all
-  camera-2 gallery images; deduplicated CMC). All trials are scored by one
-  `metrics.rank_metrics_from_features` call. The final numbers are the
-  arithmetic means over trials of the CMC vector, mAP and mINP, as in the
-  reference (`test.py:295-301`).
-
-  Args:
-    query_features: [num_query, D] features of the queries (normally every
-      infrared test image, `sysu_query_indices`), L2-normalised.
-    query_pids: [num_query] person ids.
-    query_cams: [num_query] cameras (3 or 6).
-    candidate_features: [num_candidate, D] features of the RGB test images
-      the galleries are drawn from, L2-normalised.
-    candidate_pids: [num_candidate] person ids.
-    candidate_cams: [num_candidate] cameras.
-    candidate_paths: [num_candidate] relative paths (decide the draw).
-    mode: "all" or "indoor".
-    num_trials: trials 0..num_trials-1 (10 in the reference).
-    max_rank: CMC length.
-
-  Returns:
-    dict with "protocol" ("sysu_all" / "sysu_indoor"), "mode", "num_trials",
-    "num_queries", "trials" (per-trial `rank_metrics` results plus
-    "gallery_size" and "gallery_indices" into the candidates) and the means
-    "cmc", "mAP", "mINP".
-  """
-  _check_sysu_mode(mode)
-  if num_trials < 1:
-    raise ValueError(f"num_trials must be >= 1, got {num_trials}.")
-  candidate_pids, candidate_cams, candidate_paths = _check_metadata(
-      candidate_pids, candidate_cams, candidate_paths
-  )
-  candidate_features = jnp.asarray(candidate_features)
-  if candidate_features.shape[0] != len(candidate_pids):
-    raise ValueError(
-        f"{candidate_features.shape[0]} candidate features but {len(candidate_pids)} candidate ids."
-    )
-  query_features = jnp.asarray(query_features)
-  # Every trial draws one image per (id, camera) folder: equal gallery sizes.
-  gallery_indices = np.stack([
-      sysu_gallery_indices(candidate_pids, candidate_cams, candidate_paths, trial=trial, mode=mode)
-      for trial in range(num_trials)
-  ])
-  trials = metrics.rank_metrics_from_features(
-      query_features,
-      jnp.take(candidate_features, jnp.asarray(gallery_indices), axis=0),
-      query_pids,
-      candidate_pids[gallery_indices],
-      query_cams,
-      candidate_cams[gallery_indices],
-      protocol=METRIC_PROTOCOL["sysu"],
-      distance="cosine",
-      max_rank=max_rank,
-  )
-  for result, indices in zip(trials, gallery_indices):
-    result.update(gallery_size=len(indices), gallery_indices=indices)
-
-  return {
-      "protocol": f"sysu_{mode}",
-      "mode": mode,
-      "num_trials": num_trials,
-      "num_queries": int(query_features.shape[0]),
-      "trials": trials,
-      **mean_over_trials(trials),
-  }
-
-
 def _rows_in_order(rows, person_ids, cameras, relative_paths, camera_order):
   """`rows` sorted like the references' loaders: id, camera in `camera_order`, path."""
   return np.asarray(
@@ -388,7 +302,7 @@ def _check_modalities(modalities, num_rows):
   modalities = np.asarray(modalities).reshape(-1)
   if len(modalities) != num_rows:
     raise ValueError(f"{num_rows} person ids but {len(modalities)} modalities.")
-  unknown = set(np.unique(modalities).tolist()) - set(MODALITY_NAMES)
+  unknown = set(np.unique(modalities).tolist()) - {VISIBLE, INFRARED}
   if unknown:
     raise ValueError(f"Unknown modalities {sorted(unknown)}: expected 0 (visible) or 1 (infrared).")
   return modalities

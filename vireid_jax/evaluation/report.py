@@ -36,7 +36,8 @@ def _cmc_at_ranks(cmc: np.ndarray) -> dict[str, float | None]:
 def summarize_trials(
     result: Mapping[str, Any], *, feature: str, protocol: str | None = None
 ) -> dict[str, Any]:
-  """Turns a multi-trial result (e.g. `evaluate_sysu`) into a JSON-ready dict.
+  """Turns a multi-trial result (one protocol variant's per-trial `rank_metrics`, as
+  `evaluator.evaluate` scores them) into a JSON-ready dict.
 
   Args:
     result: dict with "trials", a list of per-trial dicts holding "cmc",

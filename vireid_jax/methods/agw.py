@@ -17,18 +17,27 @@ base learning rate and the rest at a tenth of it, per-epoch warm-up and step dec
 from __future__ import annotations
 
 from flax import nnx
+from flax import struct
 import jax
 import jax.numpy as jnp
 
 from vireid_jax import checkpoints
 from vireid_jax import losses
+from vireid_jax.data.splits import MODALITY_NAMES
+from vireid_jax.methods import base
 from vireid_jax.models.agw import AGW
+from vireid_jax.models import agw_pytorch
 from vireid_jax.models.agw import build_agw
-from vireid_jax.models.agw import agw_param_labels
 from vireid_jax.training import optim
-from vireid_jax.training.state import TrainState
 
-MODALITIES = ("visible", "infrared")
+# The BNNeck and the classifier learn at the base rate; everything else (both stems, the
+# shared stages and their non-local blocks) at `backbone_lr_scale` times it (spec §6).
+HEAD = r"^(bottleneck|classifier)\."
+
+
+def parameter_groups(optim_config) -> tuple[optim.ParamGroup, ...]:
+  return (optim.ParamGroup("head", HEAD, 1.0),
+          optim.ParamGroup("backbone", None, optim_config.backbone_lr_scale))
 
 
 def build_model(model_config, num_classes: int, seed: int) -> AGW:
@@ -40,11 +49,12 @@ def build_model(model_config, num_classes: int, seed: int) -> AGW:
   return model
 
 
-def create_state(config, num_classes: int, steps_per_epoch: int) -> TrainState:
-  """The initial train state; a pure function of the config (same seed → same state)."""
-  model = build_model(config.model, num_classes, config.seed)
-  tx = optim.two_group_sgd(config.optim, steps_per_epoch, agw_param_labels)
-  return TrainState.create(model, tx)
+@struct.dataclass
+class State:
+  """step: scalar int32 updates applied; net: the AGW network and its SGD."""
+
+  step: jax.Array
+  net: base.Net
 
 
 def loss_fn(model: AGW, batch: dict, loss_config) -> tuple[jax.Array, dict]:
@@ -58,29 +68,45 @@ def loss_fn(model: AGW, batch: dict, loss_config) -> tuple[jax.Array, dict]:
   Returns:
     (total loss, per-term metrics).
   """
-  pooled, logits = model(visible=batch["visible"], infrared=batch["infrared"])
+  outputs = model(visible=batch["visible"], infrared=batch["infrared"])
   labels = jnp.concatenate([batch["visible_labels"], batch["infrared_labels"]])
-  identity_loss = losses.cross_entropy(logits, labels)
-  triplet_loss = losses.weighted_regularized_triplet(pooled, labels)
+  identity_loss = losses.cross_entropy(outputs.logits, labels)
+  triplet_loss = losses.weighted_regularized_triplet(outputs.pooled, labels)
   total = loss_config.identity_weight * identity_loss + loss_config.triplet_weight * triplet_loss
-  accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+  accuracy = jnp.mean(jnp.argmax(outputs.logits, axis=-1) == labels)
   return total, {"loss": total, "identity_loss": identity_loss, "triplet_loss": triplet_loss,
                  "accuracy": accuracy}
 
 
-def train_step(state: TrainState, batch: dict, config) -> tuple[TrainState, dict]:
-  """One SGD update over the whole model; pure, so it can be jitted and sharded."""
-  model = state.model(training=True)
-  # nnx.grad differentiates with respect to the parameters and carries the BatchNorm
-  # statistics that the forward pass updates out of the gradient's trace.
-  grads, metrics = nnx.grad(lambda model: loss_fn(model, batch, config.loss), has_aux=True)(
-      model)
-  return state.apply_gradients(grads, nnx.state(model, nnx.BatchStat)), metrics
+class AGWMethod(base.Method):
+  """AGW: one network, one SGD update per step."""
+
+  # The reference's released checkpoints (`vireid_jax.checkpoints.load_pytorch`).
+  load_pytorch = staticmethod(agw_pytorch.load_pytorch)
+
+  def create_state(self, data_info: base.DataInfo) -> State:
+    """The initial state; a pure function of the config (same seed → same state)."""
+    config = self.config
+    model = build_model(config.model, data_info.num_classes, config.seed)
+    tx = optim.sgd(config.optim, data_info.steps_per_epoch, parameter_groups(config.optim))
+    return State(step=base.initial_step(), net=base.Net.create(model, tx))
+
+  def train_step(self, state: State, batch: dict) -> tuple[State, dict]:
+    """One SGD update over the whole model; pure, so it can be jitted and sharded."""
+    model = state.net.model(training=True)
+    # nnx.grad differentiates with respect to the parameters and carries the BatchNorm
+    # statistics that the forward pass updates out of the gradient's trace.
+    grads, metrics = nnx.grad(lambda model: loss_fn(model, batch, self.config.loss),
+                              has_aux=True)(model)
+    net = state.net.apply_gradients(grads, nnx.state(model, nnx.BatchStat))
+    return state.replace(step=state.step + 1, net=net), metrics
+
+  def features(self, state: State, images: jax.Array, modality: str) -> dict:
+    """Evaluation features {"pool", "bn"}: [B, D] L2-normalised, from the modality's stem."""
+    if modality not in MODALITY_NAMES:
+      raise ValueError(f"modality must be one of {MODALITY_NAMES}, got {modality!r}")
+    model = state.net.model(training=False)
+    return model(**{modality: images}).features()
 
 
-def features(state: TrainState, images: jax.Array, modality: str) -> dict:
-  """Evaluation features {"pool", "bn"}: [B, D] L2-normalised, from the modality's stem."""
-  if modality not in MODALITIES:
-    raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-  model = state.model(training=False)
-  return model(**{modality: images})
+METHOD = AGWMethod

@@ -1,10 +1,8 @@
-"""Networks: torchvision-exact ResNets, shared layers and the AGW model."""
+"""Networks: torchvision-exact ResNets, shared layers, the AGW model and its outputs."""
 
 from vireid_jax.models.agw import (
     AGW,
-    agw_param_labels,
     build_agw,
-    is_head_parameter,
     non_local_positions,
 )
 from vireid_jax.models.layers import (
@@ -18,6 +16,7 @@ from vireid_jax.models.layers import (
     normal_init,
     torch_default_uniform,
 )
+from vireid_jax.models.outputs import ReidOutputs
 from vireid_jax.models.resnet import (
     RESNET_CONFIGS,
     BasicBlock,
@@ -40,14 +39,13 @@ __all__ = [
     'NonLocalBlock',
     'Projection',
     'RESNET_CONFIGS',
+    'ReidOutputs',
     'ResNet',
     'ResNetStages',
     'Stem',
-    'agw_param_labels',
     'build_agw',
     'average_pool',
     'gem_pool',
-    'is_head_parameter',
     'kaiming_normal_fan_out',
     'l2_normalize',
     'max_pool_3x3_s2',

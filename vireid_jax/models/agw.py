@@ -4,12 +4,16 @@ Two modality-specific ResNet stems (visible, infrared) → shared layer1..4
 with non-local blocks → GeM (or average) pooling → BNNeck → bias-free
 classifier.
 
-Modes follow NNX's convention: ``model.train()`` (the initial state) /
-``model.eval()`` flip ``deterministic`` on the AGW module (train: return
-``(pooled, logits)``; eval: return L2-normalised embeddings) and
-``use_running_average`` on every BatchNorm. ``nnx.view(model,
-deterministic=True, use_running_average=True)`` gives an evaluation view
-without mutating ``model``.
+The forward pass returns :class:`~vireid_jax.models.outputs.ReidOutputs`
+(pooled feature, BNNeck feature, logits) in both modes; training reads
+``.pooled`` and ``.logits``, evaluation ``.features()`` (the L2-normalised
+"pool" and "bn" embeddings). Modes follow NNX's convention and only switch
+the BatchNorms: ``model.train()`` (the initial state) / ``model.eval()`` set
+``use_running_average`` on every BatchNorm, and ``nnx.view(model,
+use_running_average=True)`` gives an evaluation view without mutating
+``model``.
+
+PyTorch key maps of the reference ``embed_net``: :mod:`vireid_jax.models.agw_pytorch`.
 """
 
 from __future__ import annotations
@@ -28,16 +32,15 @@ from vireid_jax.models.layers import (
     NonLocalBlock,
     NonLocalInner,
     average_pool,
-    l2_normalize,
     normal_init,
 )
+from vireid_jax.models.outputs import ReidOutputs
 from vireid_jax.models.resnet import ResNetStages, Stem, resnet_config
 
 # Number of non-local blocks after the last blocks of layer1..layer4 (the
 # reference's non_layers = [0, 2, 3, 0]).
 NON_LOCAL_PER_STAGE = (0, 2, 3, 0)
 
-HEAD_MODULES = ('bottleneck', 'classifier')
 
 
 def non_local_positions(
@@ -69,7 +72,6 @@ class AGW(nnx.Module):
     classifier: bias-free Linear D → num_classes, W ~ N(0, 0.001).
     gem: GeM pooling; ``gem.p`` is a parameter only with ``gem_learnable``.
     feature_dim: D = 8·width·expansion (2048 for ResNet-50, width 64).
-    deterministic: False in training mode, True in evaluation mode.
   """
 
   def __init__(
@@ -137,12 +139,6 @@ class AGW(nnx.Module):
         kernel_init=normal_init(0.001),
         rngs=rngs,
     )
-    self.deterministic = False
-
-  def set_view(self, deterministic: bool | None = None):
-    """Hook of ``nnx.view``: True selects the evaluation outputs."""
-    if deterministic is not None:
-      self.deterministic = deterministic
 
   def backbone_features(
       self, visible: jax.Array | None = None, infrared: jax.Array | None = None
@@ -172,26 +168,27 @@ class AGW(nnx.Module):
 
   def __call__(
       self, visible: jax.Array | None = None, infrared: jax.Array | None = None
-  ) -> tuple[jax.Array, jax.Array] | dict[str, jax.Array]:
+  ) -> ReidOutputs:
     """Runs the network on one or both modalities.
+
+    The same outputs in both modes; the mode only decides whether the
+    BatchNorms (BNNeck included) use batch or running statistics.
 
     Args:
       visible: normalised visible images ``[Bv, H, W, 3]`` float32, or None.
       infrared: normalised infrared images ``[Bi, H, W, 3]``, or None.
 
     Returns:
-      Training mode: ``(pooled [B, D], logits [B, num_classes])`` with
-      ``B = Bv + Bi`` (visible rows first); ``pooled`` is the raw pre-BN
-      feature (for the triplet loss), ``logits`` = classifier(BNNeck(pooled)).
-      Evaluation mode: ``{"pool": l2_normalize(pooled), "bn":
-      l2_normalize(BNNeck(pooled))}``, each ``[B, D]`` (the reference's
-      "POOL" and "FC" features).
+      :class:`ReidOutputs` over ``B = Bv + Bi`` rows (visible rows first):
+      ``pooled`` ``[B, D]``, the raw pre-BN feature (for the triplet loss);
+      ``bn`` ``[B, D]`` = BNNeck(pooled); ``logits`` ``[B, num_classes]`` =
+      classifier(bn). ``.features()`` gives ``{"pool": l2_normalize(pooled),
+      "bn": l2_normalize(bn)}``, the reference's "POOL" and "FC" evaluation
+      features.
     """
     pooled = self.backbone_features(visible, infrared)
-    bn_features = self.bottleneck(pooled)
-    if self.deterministic:
-      return {'pool': l2_normalize(pooled), 'bn': l2_normalize(bn_features)}
-    return pooled, self.classifier(bn_features)
+    bn = self.bottleneck(pooled)
+    return ReidOutputs(pooled=pooled, bn=bn, logits=self.classifier(bn))
 
 
 def build_agw(model_config: Any, num_classes: int, *, rngs: nnx.Rngs) -> AGW:
@@ -200,7 +197,7 @@ def build_agw(model_config: Any, num_classes: int, *, rngs: nnx.Rngs) -> AGW:
   Reads depth, width, last_stride, non_local, non_local_inner, pooling,
   dtype and, when present, gem_learnable (older configs lack it: False).
   ``pretrained`` is not read here: weights are imported by
-  :mod:`vireid_jax.checkpoints`.
+  :mod:`vireid_jax.checkpoints` (key maps in :mod:`vireid_jax.models.agw_pytorch`).
 
   Args:
     model_config: ``config.model`` (a ConfigDict or any attribute container).
@@ -218,50 +215,4 @@ def build_agw(model_config: Any, num_classes: int, *, rngs: nnx.Rngs) -> AGW:
       gem_learnable=bool(getattr(model_config, 'gem_learnable', False)),
       dtype=jnp.dtype(model_config.dtype),
       rngs=rngs,
-  )
-
-
-def _key_name(key: Any) -> Any:
-  """Name of one pytree path entry (DictKey, GetAttrKey, SequenceKey or raw)."""
-  for attribute in ('key', 'name', 'idx'):
-    if hasattr(key, attribute):
-      return getattr(key, attribute)
-  return key
-
-
-def is_head_parameter(path: Sequence[Any]) -> bool:
-  """Whether a parameter belongs to the head LR group (spec §6).
-
-  Head = BNNeck γ and classifier weight (base LR); everything else — both
-  stems, the shared stages with all their BatchNorms, the non-local blocks —
-  is backbone (0.1× LR).
-
-  Args:
-    path: path of the parameter in ``nnx.state(model, nnx.Param)``, either
-      plain names (``('bottleneck', 'scale')``) or JAX key-path entries.
-  """
-  return len(path) > 0 and _key_name(path[0]) in HEAD_MODULES
-
-
-def agw_param_labels(params: Any) -> Any:
-  """Labels every parameter ``'head'`` or ``'backbone'``.
-
-  Usable directly as ``param_labels`` of ``optax.multi_transform`` /
-  ``optax.partition`` (which calls it on the parameters at ``init`` and on
-  the updates at ``update``)::
-
-      tx = optax.multi_transform(
-          {'head': sgd(lr), 'backbone': sgd(0.1 * lr)}, agw_param_labels)
-      optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-
-  It works on ``nnx.state(model, nnx.Param)`` (leaves are ``nnx.Param``) and
-  on its pure-array form, returning the same container structure with a
-  string in place of each parameter.
-  """
-
-  def label(path, _):
-    return 'head' if is_head_parameter(path) else 'backbone'
-
-  return jax.tree_util.tree_map_with_path(
-      label, params, is_leaf=lambda x: isinstance(x, nnx.Variable)
   )

@@ -1,10 +1,11 @@
 """The training loop: epochs of jitted, data-parallel steps, checkpoints, summaries, evaluation.
 
-The loop knows nothing about any method: a method module supplies `create_state`,
-`train_step`, `features` and optional hooks (see `vireid_jax.methods`). Every batch is a
-function of (config seed, epoch, batch index), and checkpoints carry the step, so a run
-restarted in the same workdir continues with exactly the batches, random numbers and parameters
-an uninterrupted run would have had.
+The loop knows nothing about any method: it is written against the method contract
+(`vireid_jax.methods.base`, documented there) and receives the method from `main.py`; this
+package never imports `vireid_jax.methods`. Every batch is a function of (config seed, epoch,
+batch index, the method's epoch inputs), and checkpoints carry the step and everything the
+method's hooks computed, so a run restarted in the same workdir continues with exactly the
+batches, random numbers and parameters an uninterrupted run would have had.
 
 Parallelism: one `jax.jit` step over a mesh of all devices (`training.parallel`); each process
 feeds only its rows of every global batch.
@@ -12,11 +13,9 @@ feeds only its rows of every global batch.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import time
-from typing import Any, Callable
 
 from absl import logging
 import jax
@@ -24,52 +23,41 @@ import numpy as np
 import tqdm
 
 from vireid_jax import evaluation
-from vireid_jax import methods
 from vireid_jax.evaluation import report
-from vireid_jax.training import checkpoint
+from vireid_jax.training import orbax_checkpoints
 from vireid_jax.training import parallel
 from vireid_jax.training import summary
 from vireid_jax.training import workdir_config
-
-@dataclasses.dataclass
-class EpochContext:
-  """What a method's `before_epoch` hook may use.
-
-  Attributes:
-    config: the experiment config.
-    train: the decoded training split (`vireid_jax.data.pipeline.SplitArrays`).
-    mesh: the device mesh.
-    features: (state, images [N, H, W, 3] uint8, modality) -> {"pool", "bn"} [N, D],
-      computed in evaluation mode in batches over the mesh.
-  """
-
-  config: Any
-  train: Any
-  mesh: Any
-  features: Callable[..., dict]
+from vireid_jax.training.context import DataInfo
+from vireid_jax.training.context import EpochContext
 
 
-def run(config, workdir: str, *, mode: str = "train_and_eval",
+def run(config, workdir: str, method, *, mode: str = "train_and_eval",
         allow_config_change: bool = False) -> dict | None:
-  """Trains (resuming from the newest checkpoint in `workdir`) and/or evaluates.
+  """Trains `method` (resuming from the newest checkpoint in `workdir`) and/or evaluates it.
+
+  Args:
+    config: the experiment config.
+    workdir: checkpoints, summaries, results.
+    method: a `vireid_jax.methods.base.Method` built with `config`.
+    mode: "train_and_eval", "train" or "eval".
+    allow_config_change: continue a workdir whose recorded training config differs.
 
   Returns:
     The evaluation results (also written to `<workdir>/results.json`), or None for `train`.
 
   Raises:
     workdir_config.ConfigMismatchError: `workdir` holds a run with another training config.
-    checkpoint.CheckpointMismatchError: the checkpoint does not fit the config's model.
+    orbax_checkpoints.CheckpointMismatchError: the checkpoint does not fit the config's model.
   """
   # TensorFlow enters only here, through the data package.
   from vireid_jax.data import datasets
   from vireid_jax.data import pipeline
 
   workdir_config.check_or_record(config, workdir, allow_change=allow_config_change)
-  train_split, test_split = datasets.load(config.data)
+  splits = datasets.load(config.data, with_target=method.uses_target)
   mesh = parallel.make_mesh()
-  method = methods.get(config.method)
-  num_classes = int(train_split.labels.max()) + 1
-  reference_steps = pipeline.steps_per_epoch(train_split, config.data)
+  reference_steps = pipeline.steps_per_epoch(splits.train, config.data, target=splits.target)
   steps_per_epoch = config.train.steps_per_epoch
   if steps_per_epoch <= 0:
     steps_per_epoch = reference_steps
@@ -79,8 +67,8 @@ def run(config, workdir: str, *, mode: str = "train_and_eval",
   parallel.check_divisible(config.data.eval_batch_size, mesh, "config.data.eval_batch_size")
   print(f"Devices: {mesh.size} x {jax.devices()[0].platform} in {jax.process_count()} "
         "process(es)", flush=True)
-  make_state = lambda: parallel.replicate(
-      method.create_state(config, num_classes, steps_per_epoch), mesh)
+  data_info = DataInfo.from_splits(splits, steps_per_epoch)
+  make_state = lambda: parallel.replicate(method.create_state(data_info), mesh)
   state = make_state()
   state_features = bind_features(jit_features(method, mesh), mesh)
 
@@ -91,7 +79,7 @@ def run(config, workdir: str, *, mode: str = "train_and_eval",
   if mode == "eval":
     state = restore_for_evaluation(config, workdir, state)
   else:
-    checkpointer = checkpoint.Checkpointer.for_workdir(
+    checkpointer = orbax_checkpoints.Checkpointer.for_workdir(
         workdir, max_to_keep=config.train.checkpoints_to_keep)
     try:
       if checkpointer.latest_step() is not None:
@@ -99,10 +87,10 @@ def run(config, workdir: str, *, mode: str = "train_and_eval",
         logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
       state = train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh,
                     make_dataset=functools.partial(
-                        pipeline.train_dataset, train_split, config.data, seed=config.seed,
+                        pipeline.train_dataset, splits.train, config.data, seed=config.seed,
                         process_index=jax.process_index(),
-                        process_count=jax.process_count()),
-                    context=EpochContext(config=config, train=train_split, mesh=mesh,
+                        process_count=jax.process_count(), target=splits.target),
+                    context=EpochContext(config=config, splits=splits, mesh=mesh,
                                          features=features))
     finally:
       checkpointer.wait()
@@ -114,9 +102,9 @@ def run(config, workdir: str, *, mode: str = "train_and_eval",
     # Pictures are written by process 0 only.
     output_dir = os.path.join(workdir, "figures", name) if jax.process_index() == 0 else None
     return evaluation.evaluate(
-        state_features(state), test_split, config.eval, dataset=config.data.dataset,
+        state_features(state), splits.test, config.eval, dataset=splits.test_dataset,
         batch_size=config.data.eval_batch_size, output_dir=output_dir,
-        data_trial=config.data.trial if config.data.dataset == "regdb" else None)
+        data_trial=splits.test_trial)
 
   results = {"step": int(jax.device_get(state.step)), "main_feature": config.eval.main_feature}
   if config.eval.before_training:
@@ -138,10 +126,10 @@ def run(config, workdir: str, *, mode: str = "train_and_eval",
 def restore_for_evaluation(config, workdir: str, state):
   """The checkpoint `config.eval.checkpoint` names, or else the newest one in `workdir`."""
   if config.eval.checkpoint:
-    directory, step = checkpoint.resolve(config.eval.checkpoint)
+    directory, step = orbax_checkpoints.resolve(config.eval.checkpoint)
   else:
-    directory, step = os.path.join(workdir, checkpoint.CHECKPOINTS_FOLDER), None
-  checkpointer = checkpoint.Checkpointer(directory)
+    directory, step = os.path.join(workdir, orbax_checkpoints.CHECKPOINTS_FOLDER), None
+  checkpointer = orbax_checkpoints.Checkpointer(directory)
   try:
     if step is None and checkpointer.latest_step() is None:
       raise FileNotFoundError(f"--mode=eval needs a checkpoint, and {directory} holds none; "
@@ -154,9 +142,9 @@ def restore_for_evaluation(config, workdir: str, state):
   return state
 
 
-def jit_train_step(method, config, mesh):
+def jit_train_step(method, mesh):
   """The method's step, jitted over the mesh: state replicated, batch split by rows."""
-  return jax.jit(functools.partial(method.train_step, config=config),
+  return jax.jit(method.train_step,
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
                  donate_argnums=0)
@@ -189,21 +177,23 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
   """
   total_steps = config.train.num_epochs * steps_per_epoch
   step = int(jax.device_get(state.step))
-  train_step = jit_train_step(method, config, mesh)
+  train_step = jit_train_step(method, mesh)
   writer = summary.Writer(os.path.join(workdir, "tensorboard"))
   log_every = max(1, config.train.log_every_steps)
   checkpoint_every = config.train.checkpoint_every_steps
   guard = FiniteLossGuard()
+  progress_metric = method.progress_metric
   with tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
                  dynamic_ncols=True, disable=jax.process_index() != 0) as progress:
     while step < total_steps:
       epoch, start_batch = divmod(step, steps_per_epoch)
-      if start_batch == 0 and hasattr(method, "before_epoch"):
+      if start_batch == 0:
         # Runs once per epoch, before its first step: a run resumed mid-epoch restores the
         # state the hook produced from the checkpoint instead of running it again.
-        state = parallel.replicate(method.before_epoch(state, epoch=epoch, context=context),
-                                   mesh)
-      dataset = make_dataset(epoch=epoch, start_batch=start_batch)
+        state = parallel.replicate(method.begin_epoch(state, epoch, context), mesh)
+      # Read again at every start, a resume included: the input side depends on the state.
+      inputs = jax.device_get(method.epoch_inputs(state))
+      dataset = make_dataset(epoch=epoch, start_batch=start_batch, epoch_inputs=inputs)
       epoch_start = time.time()
       for batch in dataset.take(steps_per_epoch - start_batch).as_numpy_iterator():
         # The pipeline yields only this process's rows of the global batch.
@@ -217,13 +207,22 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
         if step % log_every == 0 or at_epoch_end:
           metrics = guard.check_previous()
           writer.scalars(step, {f"train/{name}": value for name, value in metrics.items()})
-          progress.set_postfix(epoch=epoch, loss=f"{metrics['loss']:.3f}")
+          progress.set_postfix({"epoch": epoch, progress_metric: progress_value(metrics,
+                                                                                progress_metric)})
         if at_epoch_end or (checkpoint_every > 0 and step % checkpoint_every == 0):
           guard.check_previous()
           checkpointer.save(state)
       writer.scalars(step, {"train/epoch_seconds": time.time() - epoch_start})
   writer.close()
   return state
+
+
+def progress_value(metrics: dict, name: str) -> str:
+  """The progress bar's value of metric `name`, or an error naming the metrics there are."""
+  if name not in metrics:
+    raise KeyError(f"The method's progress_metric {name!r} is not among its metrics "
+                   f"({', '.join(sorted(metrics))}); set progress_metric to one of them.")
+  return f"{metrics[name]:.3f}"
 
 
 class FiniteLossGuard:

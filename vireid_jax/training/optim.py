@@ -1,16 +1,24 @@
 """Optimiser and learning-rate schedule of the AGW family (spec §6).
 
-SGD (momentum 0.9, Nesterov) with L2 weight decay added to the gradient, two learning-rate
-groups (the BNNeck + classifier "head" at the base rate, everything else at a tenth of it),
-and a per-EPOCH schedule: linear warm-up over the first epochs, then step decays.
+SGD (momentum 0.9, Nesterov) with L2 weight decay added to the gradient, learning-rate groups
+chosen by parameter path (AGW: the BNNeck + classifier "head" at the base rate, everything
+else at a tenth of it), and a per-EPOCH schedule: linear warm-up over the first epochs, then
+step decays. A method builds one optimiser per network with `sgd` (or `grouped` around any
+Optax transformation) and `ParamGroup`s.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import dataclasses
+import re
+from typing import Any, Callable, Sequence
 
+from flax import nnx
+import jax
 import jax.numpy as jnp
 import optax
+
+from vireid_jax import pytree_paths
 
 
 def epoch_learning_rate(epoch, *, base_lr: float, warmup_epochs: int,
@@ -54,22 +62,77 @@ def sgd_with_decay(learning_rate: optax.Schedule, optim_config) -> optax.Gradien
   )
 
 
-def two_group_sgd(optim_config, steps_per_epoch: int,
-                  param_labels: Callable) -> optax.GradientTransformation:
-  """SGD with the head at the base rate and the backbone at `backbone_lr_scale` times it.
+@dataclasses.dataclass(frozen=True)
+class ParamGroup:
+  """One learning-rate group of a network's parameters.
+
+  Attributes:
+    name: the group's name (its label in the optimiser state).
+    match: which parameters belong to it: a regular expression searched in the parameter's
+      dotted path ("bottleneck.scale", "stages.layers.0.0.conv1.kernel"), a predicate on that
+      path, or None for every parameter no earlier group took. The first group that matches
+      a parameter takes it.
+    lr_scale: its learning rate as a multiple of the schedule's.
+  """
+
+  name: str
+  match: str | Callable[[str], bool] | None
+  lr_scale: float = 1.0
+
+  def matches(self, path: str) -> bool:
+    if self.match is None:
+      return True
+    if callable(self.match):
+      return bool(self.match(path))
+    return re.search(self.match, path) is not None
+
+
+def group_labels(groups: Sequence[ParamGroup]) -> Callable[[Any], Any]:
+  """params pytree → the same structure with each parameter's group name.
+
+  Usable as the `param_labels` of `optax.multi_transform`, which calls it on the parameters
+  at `init` and on the updates at `update`. Works on `nnx.State` (leaves are `nnx.Variable`)
+  and on plain pytrees of arrays.
+
+  Raises:
+    ValueError: a parameter no group matches (add a last group with `match=None`).
+  """
+  def label(path, _):
+    name = pytree_paths.path_string(path)
+    for group in groups:
+      if group.matches(name):
+        return group.name
+    raise ValueError(f"Parameter {name!r} is in no parameter group "
+                     f"({', '.join(group.name for group in groups)}); add a last group with "
+                     "match=None for everything else.")
+
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        label, params, is_leaf=lambda leaf: isinstance(leaf, nnx.Variable))
+  return labels
+
+
+def grouped(make_transform: Callable[[float], optax.GradientTransformation],
+            groups: Sequence[ParamGroup]) -> optax.GradientTransformation:
+  """One optimiser over parameter groups: `make_transform(group.lr_scale)` for each group."""
+  names = [group.name for group in groups]
+  if len(set(names)) != len(names):
+    raise ValueError(f"Parameter group names must differ, got {names}.")
+  return optax.multi_transform({group.name: make_transform(group.lr_scale) for group in groups},
+                               group_labels(groups))
+
+
+def sgd(optim_config, steps_per_epoch: int,
+        groups: Sequence[ParamGroup] = (ParamGroup("all", None),)) -> optax.GradientTransformation:
+  """The AGW family's SGD (`sgd_with_decay` on `step_schedule`) over parameter groups.
 
   Args:
-    optim_config: `config.optim`.
-    steps_per_epoch: updates per epoch, to turn the update count into the epoch.
-    param_labels: params pytree -> same structure of "head" | "backbone" (the model's, e.g.
-      `vireid_jax.models.agw.agw_param_labels`).
+    optim_config: the network's optimiser config (`config.optim`): base_lr, warmup_epochs,
+      milestones, decay, weight_decay, momentum, nesterov.
+    steps_per_epoch: this network's updates per epoch, to turn its update count into the
+      epoch (each network's optimiser counts its own updates).
+    groups: the learning-rate groups, e.g. AGW's head at 1x and the rest at 0.1x.
   """
-  return optax.multi_transform(
-      {
-          "head": sgd_with_decay(step_schedule(optim_config, steps_per_epoch), optim_config),
-          "backbone": sgd_with_decay(
-              step_schedule(optim_config, steps_per_epoch, optim_config.backbone_lr_scale),
-              optim_config),
-      },
-      param_labels,
-  )
+  return grouped(
+      lambda scale: sgd_with_decay(step_schedule(optim_config, steps_per_epoch, scale),
+                                   optim_config), groups)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from flax import serialization
 import jax
 import orbax.checkpoint as ocp
+
+from vireid_jax import pytree_paths
 
 CHECKPOINTS_FOLDER = "checkpoints"
 
@@ -23,7 +26,11 @@ class CheckpointMismatchError(ValueError):
 
 
 class Checkpointer:
-  """Saves and restores a train state (anything with `step` and `checkpoint_items()`) by step.
+  """Saves and restores a method's state (any pytree with a scalar `step`) by step.
+
+  A checkpoint holds every array of the state, as the nested dict of its field names
+  (`flax.serialization.to_state_dict`); static parts (graph definitions, optimisers) are
+  rebuilt from the config.
 
   Args:
     directory: the folder holding one sub-folder per step (`<workdir>/checkpoints`).
@@ -52,7 +59,7 @@ class Checkpointer:
     step = int(jax.device_get(state.step))
     if step in self.manager.all_steps():
       return
-    self.manager.save(step, args=ocp.args.StandardSave(state.checkpoint_items()), force=force)
+    self.manager.save(step, args=ocp.args.StandardSave(checkpoint_items(state)), force=force)
 
   def restore(self, state, step: int | None = None):
     """Restores `step` (default: the newest) into a state of the same structure.
@@ -68,17 +75,22 @@ class Checkpointer:
       available = ", ".join(map(str, self.all_steps())) or "none"
       raise FileNotFoundError(f"No checkpoint for step {step} in {self.directory} "
                               f"(finalised steps: {available}).")
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state.checkpoint_items())
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, checkpoint_items(state))
     check_shapes(self.manager.item_metadata(step), target,
                  os.path.join(self.directory, str(step)))
     restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))
-    return state.replace_checkpoint_items(restored)
+    return serialization.from_state_dict(state, restored)
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
 
   def close(self) -> None:
     self.manager.close()
+
+
+def checkpoint_items(state: Any) -> Any:
+  """What a checkpoint of `state` holds: its arrays as nested dicts of field names."""
+  return serialization.to_state_dict(state)
 
 
 def resolve(path: str) -> tuple[str, int | None]:
@@ -98,23 +110,8 @@ def resolve(path: str) -> tuple[str, int | None]:
   return path, None
 
 
-def _path_name(path) -> str:
-  parts = []
-  for key in path:
-    for attribute in ("key", "name", "idx"):
-      if hasattr(key, attribute):
-        parts.append(str(getattr(key, attribute)))
-        break
-    else:
-      parts.append(str(key))
-  # nnx.State leaves carry a trailing "value"; it names no parameter.
-  if parts and parts[-1] == "value":
-    parts.pop()
-  return ".".join(parts)
-
-
 def _shapes(tree: Any) -> dict[str, tuple]:
-  return {_path_name(path): tuple(leaf.shape)
+  return {pytree_paths.path_string(path): tuple(leaf.shape)
           for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 

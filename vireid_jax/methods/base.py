@@ -1,0 +1,184 @@
+"""The method contract: what every system supplies to the one training loop.
+
+A method is a subclass of `Method`, built with the experiment config (`Method(config)`), with
+
+  create_state(data_info) -> state
+      Its whole state as one pytree: its networks (`Net`s, each a model with its own
+      optimiser), anything else it trains with (memories, pseudo-labels) and a single scalar
+      `step`. A pure function of the config and `data_info` (same seed → same state). The
+      checkpoint holds every array of the state; static parts (graph definitions, optimisers)
+      are rebuilt from the config.
+  train_step(state, batch) -> (state, metrics)
+      Pure and jittable: the loop jits it over the device mesh with the state replicated and
+      the batch split by rows. One step may update several networks (a GAN's discriminator and
+      generator) and advances `step` exactly once. Random numbers come from the config seed
+      folded with `state.step`, so a resumed run draws the same ones. `metrics` is a flat dict
+      of scalars with names of the method's choosing; a non-finite value stops training.
+  features(state, images, modality) -> {"pool": [B, D], "bn": [B, D], ...}
+      Evaluation features of ImageNet-normalised images [B, H, W, 3] of one modality
+      ("visible" or "infrared").
+
+and optionally
+
+  begin_epoch(state, epoch, context) -> state
+      Runs on the host once per epoch, before its first step (e.g. pseudo-labels for the
+      target domain). Whatever it computes must live in the state, so checkpoints carry it: a
+      run resumed in the middle of an epoch restores it instead of running the hook again.
+  epoch_inputs(state) -> {name: host array}
+      What the input side needs for the epoch (e.g. {"target_labels": [num_target] int32}),
+      called at every start of an epoch, a resume in its middle included; the configured
+      sampler (`config.data.sampler`) reads it.
+
+and the class attributes `uses_target` (the loop loads `config.data.target` and feeds a
+target stream) and `progress_metric` (the metric the progress bar shows, default "loss").
+
+`config.data.sampler` and `config.data.augmentation` name the method's input recipe in the
+registries of `vireid_jax.data`; the method's own config file sets them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, ClassVar
+
+from flax import nnx
+from flax import struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from vireid_jax.training.context import DataInfo
+from vireid_jax.training.context import EpochContext
+
+__all__ = ["DataInfo", "EpochContext", "Method", "Net", "MethodError", "check"]
+
+REQUIRED = ("create_state", "train_step", "features")
+OPTIONAL = ("begin_epoch", "epoch_inputs")
+ATTRIBUTES = ("uses_target", "progress_metric")
+
+
+class MethodError(TypeError):
+  """A method that does not fulfil the contract; the message names what is missing or wrong."""
+
+
+class Method:
+  """Base class of every method; subclasses override `REQUIRED` and any of `OPTIONAL`.
+
+  Attributes:
+    config: the experiment config the method was built with.
+    uses_target: whether it trains on an unlabelled target stream (`config.data.target`).
+    progress_metric: the metric the progress bar shows.
+  """
+
+  uses_target: ClassVar[bool] = False
+  progress_metric: ClassVar[str] = "loss"
+
+  def __init__(self, config):
+    self.config = config
+
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__(**kwargs)
+    # A misspelt hook would otherwise be a new method that nothing ever calls.
+    contract = REQUIRED + OPTIONAL + ATTRIBUTES
+    for name in vars(cls):
+      if name.startswith("_") or name in contract:
+        continue
+      close = difflib.get_close_matches(name, contract, n=1, cutoff=0.88)
+      if close:
+        raise MethodError(f"{cls.__qualname__}.{name} looks like a misspelling of the method "
+                          f"contract's {close[0]!r}; rename it (or give it a name further "
+                          "from the contract's).")
+
+  def create_state(self, data_info: DataInfo) -> Any:
+    raise NotImplementedError
+
+  def train_step(self, state: Any, batch: dict) -> tuple[Any, dict]:
+    raise NotImplementedError
+
+  def features(self, state: Any, images: jax.Array, modality: str) -> dict:
+    raise NotImplementedError
+
+  def begin_epoch(self, state: Any, epoch: int, context: EpochContext) -> Any:
+    del epoch, context
+    return state
+
+  def epoch_inputs(self, state: Any) -> dict:
+    del state
+    return {}
+
+
+def check(method: Any) -> Any:
+  """Returns `method` if it fulfils the contract, else raises MethodError naming every gap."""
+  problems = []
+  if not isinstance(method, Method):
+    problems.append(f"it is a {type(method).__name__}, not an instance of a "
+                    "vireid_jax.methods.base.Method subclass")
+  else:
+    cls = type(method)
+    missing = [name for name in REQUIRED if getattr(cls, name) is getattr(Method, name)]
+    if missing:
+      problems.append(f"it does not define {', '.join(missing)}")
+    if not isinstance(method.progress_metric, str):
+      problems.append(f"progress_metric is {method.progress_metric!r}, not a metric name")
+  if problems:
+    raise MethodError(f"Method {type(method).__qualname__} does not fulfil the method contract "
+                      f"(vireid_jax/methods/base.py): {'; '.join(problems)}.")
+  return method
+
+
+@struct.dataclass
+class Net:
+  """One network with its own optimiser: its arrays, graph and transformation.
+
+  The NNX model is split into a static graph definition and array states, so a step is a
+  pure function over pytrees and the network shards and checkpoints like any pytree. A `Net`
+  has no step counter: the method state owns the single `step`. Its optimiser counts its own
+  updates (the learning-rate schedules read that count).
+
+  Attributes:
+    params: nnx.State of the trained parameters (nnx.Param).
+    batch_stats: nnx.State of the BatchNorm running statistics (nnx.BatchStat; empty for a
+      network without BatchNorm).
+    opt_state: the optimiser state over `params`.
+    graphdef: the model's static structure (not a pytree leaf).
+    tx: the optimiser (not a pytree leaf).
+  """
+
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  graphdef: Any = struct.field(pytree_node=False)
+  tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+  @classmethod
+  def create(cls, model: nnx.Module, tx: optax.GradientTransformation) -> "Net":
+    graphdef, params, batch_stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+    if jax.tree_util.tree_leaves(rest):
+      raise ValueError(f"Model holds state that is neither a parameter nor a BatchNorm "
+                       f"statistic; the network would drop it: {rest}")
+    return cls(params=params, batch_stats=batch_stats, opt_state=tx.init(params),
+               graphdef=graphdef, tx=tx)
+
+  def model(self, *, training: bool, params=None) -> nnx.Module:
+    """The NNX model over this network's arrays (or other `params`), in either mode."""
+    # Fresh Variables (copy): the model may be built inside a transformation (jax.grad) from
+    # arrays of an outer trace and still update its BatchNorm statistics there.
+    model = nnx.merge(self.graphdef, self.params if params is None else params,
+                      self.batch_stats, copy=True)
+    if training:
+      model.train()
+    else:
+      model.eval()
+    return model
+
+  def apply_gradients(self, grads, batch_stats=None) -> "Net":
+    """One optimiser update; `batch_stats` are those the forward pass produced (None: kept)."""
+    updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+    return self.replace(params=optax.apply_updates(self.params, updates),
+                        batch_stats=self.batch_stats if batch_stats is None else batch_stats,
+                        opt_state=opt_state)
+
+
+def initial_step() -> jax.Array:
+  """The scalar int32 `step` every state starts from."""
+  return jnp.zeros((), jnp.int32)

@@ -1,0 +1,155 @@
+"""AGW reference key map: :class:`~vireid_jax.models.AGW` <-> the reference ``embed_net``.
+
+The authors release trained PyTorch checkpoints; the same weights must give the same
+features here (spec baseline §4). :func:`load_pytorch` reads an AGW checkpoint as the
+reference's ``train.py`` saves it (``torch.save({'net': state_dict, 'cmc': …, 'mAP': …,
+'mINP': …, 'epoch': …})``), or a bare state dict, into a new :class:`AGW` built from
+``config.model``; :func:`to_pytorch_state_dict` writes the reference's keys back.
+
+The reference's ``visible_module.visible``, ``thermal_module.thermal`` and
+``base_resnet.base`` each hold a whole ResNet of which only the stems (visible, thermal) and
+layer1–4 (base) run. Their other modules never receive gradients and are skipped: layer1–4
+and ``fc`` under the two stem prefixes, ``conv1``/``bn1``/``fc`` under the base prefix
+(``fc`` exists only when the ResNet class has one; the reference's ``resnet.py`` has none,
+torchvision's has). Every other missing, unexpected or mis-shaped key is an error that lists
+each key with both shapes.
+
+The public entry is :mod:`vireid_jax.checkpoints` (``load_pytorch(path, config)`` with
+``config.method == 'agw'``); ImageNet initialisation of the stems and stages is
+:func:`vireid_jax.models.resnet_pytorch.init_backbone_from_torchvision`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from vireid_jax.models import pytorch_import
+from vireid_jax.models.agw import AGW, build_agw
+from vireid_jax.models.pytorch_import import TORCH_LEAF, Path, StateDict, StateDictSource
+from vireid_jax.models.resnet_pytorch import stages_key, stem_key
+
+# Non-local block submodules -> the reference's names (``g`` and ``W`` are Sequentials).
+_TORCH_NON_LOCAL = {
+    'theta': 'theta',
+    'phi': 'phi',
+    'g': 'g.0',
+    'output_conv': 'W.0',
+    'output_bn': 'W.1',
+}
+_STEM_PREFIXES = {
+    'visible_stem': 'visible_module.visible.',
+    'infrared_stem': 'thermal_module.thermal.',
+}
+_BASE_PREFIX = 'base_resnet.base.'
+# Modules of the reference's three whole ResNets that its forward never runs (module doc).
+_UNUSED_KEY = re.compile(
+    r'^(?:(?:visible_module\.visible|thermal_module\.thermal)\.(?:layer[1-4]|fc)'
+    r'|base_resnet\.base\.(?:conv1|bn1|fc))\.'
+)
+_MODEL_FIELDS_HINT = (
+    'Check config.model (depth, width, non_local, non_local_inner) against the checkpoint: '
+    'the reference AGW is depth 50, width 64, non_local True; its non-local inner width is 1 '
+    "('reference') at the spec's commit and C/2 ('half') in older versions of model.py."
+)
+
+
+def agw_key(path: Path) -> str | None:
+  """A path in :class:`AGW` -> the reference ``embed_net`` key (None: not in the reference)."""
+  head, *rest = path
+  if head in _STEM_PREFIXES:
+    return _STEM_PREFIXES[head] + stem_key(tuple(rest))
+  if head == 'stages':
+    if rest[0] == 'layers':
+      return _BASE_PREFIX + stages_key(tuple(rest))
+    _, stage, index, module, leaf = rest  # inserted non-local block
+    return f'NL_{stage + 1}.{index}.{_TORCH_NON_LOCAL[module]}.{TORCH_LEAF[leaf]}'
+  if head in ('bottleneck', 'classifier'):
+    return f'{head}.{TORCH_LEAF[rest[-1]]}'
+  if head == 'gem':
+    return None  # learnable GeM p: the reference's p is the constant 3
+  raise ValueError(f'No reference name for AGW parameter {path}.')
+
+
+def _describe(model: AGW) -> str:
+  """A short description of an AGW for error messages."""
+  stages = model.stages
+  return (
+      f'AGW(num_classes={model.num_classes}, feature_dim={model.feature_dim}, '
+      f'blocks per stage {[len(layer) for layer in stages.layers]}, '
+      f'non-local after {list(stages.insert_after)})'
+  )
+
+
+def load_pytorch(path_or_state_dict: StateDictSource, model_config: Any) -> AGW:
+  """The AGW model of a PyTorch checkpoint of the reference ``embed_net``.
+
+  Builds an :class:`AGW` from ``model_config`` (depth, width, last_stride, non_local,
+  non_local_inner, pooling, gem_learnable, dtype; ``pretrained`` is ignored) with as many
+  classes as the checkpoint's classifier, and fills every weight and BatchNorm statistic from
+  the checkpoint. The reference's unused whole-ResNet modules are skipped (module doc). The
+  BNNeck's β, which the reference never trains, must be zero (the model has no β). With
+  ``gem_learnable``, p starts at the reference's constant 3.
+
+  Args:
+    path_or_state_dict: a ``.t`` / ``.pth`` file as the reference's ``train.py`` writes it
+      (``{'net': state_dict, 'cmc', 'mAP', 'mINP', 'epoch'}``), a bare state dict file, or
+      an in-memory state dict (see :func:`~vireid_jax.models.pytorch_import.read_state_dict`).
+    model_config: the ``config.model`` block.
+
+  Returns:
+    The model in training mode (call ``.eval()`` or use
+    :func:`vireid_jax.inference.extract_features` for features).
+
+  Raises:
+    ValueError: listing every missing, unexpected and mis-shaped key (PyTorch-layout shapes
+      of the file and of the model), or a non-zero BNNeck β.
+  """
+  source = pytorch_import.describe_source(path_or_state_dict)
+  state_dict = pytorch_import.read_state_dict(path_or_state_dict)
+  if 'classifier.weight' not in state_dict:
+    raise ValueError(
+        f'{source}: no "classifier.weight" key, so this is not an AGW checkpoint (keys begin '
+        f'{sorted(state_dict)[:5]}). For torchvision ImageNet weights use '
+        'init_backbone_from_torchvision or load_torchvision_resnet.'
+    )
+  num_classes = state_dict['classifier.weight'].shape[0]
+  frozen_bias = state_dict.pop('bottleneck.bias', None)
+  if frozen_bias is not None and np.any(frozen_bias != 0):
+    raise ValueError(
+        f'{source}: "bottleneck.bias" (the BNNeck β) is non-zero (max |β| = '
+        f'{np.abs(frozen_bias).max():.3g}); the reference freezes it at 0 and the model has no β.'
+    )
+  # Abstract construction: every value is overwritten, so random init would be wasted work.
+  model = nnx.eval_shape(lambda: build_agw(model_config, num_classes, rngs=nnx.Rngs(0)))
+  pytorch_import.assign(
+      list(pytorch_import.targets(model, agw_key)),
+      state_dict,
+      source=source,
+      model_name=_describe(model),
+      skipped=_UNUSED_KEY.match,
+      hint=_MODEL_FIELDS_HINT,
+  )
+  if model.gem.learnable:
+    model.gem.p.set_value(jnp.asarray(3.0, jnp.float32))
+  pytorch_import.require_concrete(model)
+  return model
+
+
+def to_pytorch_state_dict(model: AGW) -> StateDict:
+  """An AGW's weights and BatchNorm statistics under the reference ``embed_net`` keys.
+
+  The keys of the modules it runs plus the BNNeck's zero β, i.e. exactly what
+  :func:`load_pytorch` reads; a learnable GeM p is not exported (the reference has none).
+  ``num_batches_tracked`` is not written: PyTorch fills it in when loading.
+
+  Returns:
+    Key -> float32 NumPy array in PyTorch layout.
+  """
+  state_dict = pytorch_import.export_state_dict(model, agw_key)
+  state_dict['bottleneck.bias'] = np.zeros(model.feature_dim, np.float32)
+  return state_dict
