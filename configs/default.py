@@ -54,14 +54,20 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.non_local_inner = "reference"  # "reference": width 1 (the code); "half": C/2
   config.model.pooling = "gem"              # "gem" (p = 3) or "avg"
   config.model.gem_learnable = False        # False: GeM p fixed at 3 (the reference); True: trained
-  # A torchvision ImageNet ResNet state dict (.pth) to initialise both stems and the shared
-  # stages from, as the reference does (resnet50-19c8e357.pth); "": random init. Never downloaded.
-  config.model.pretrained = ""
+  # torchvision's ImageNet ResNet-50 (.pth, or .npz from `python -m vireid_jax.checkpoints
+  # convert`): both stems and the shared stages start from it, as in every reference. Never
+  # downloaded: data/README.md says where it goes. "none": random init, on purpose (a warning
+  # says the numbers will not be the paper's).
+  config.model.pretrained = "data/pretrained/resnet50-19c8e357.pth"
   config.model.dtype = "float32"            # compute dtype; parameters stay float32
 
   config.loss = ml_collections.ConfigDict()
   config.loss.identity_weight = 1.0
   config.loss.triplet_weight = 1.0
+  # "wrt": AGW's weighted regularised triplet; "hard": batch-hard with a margin (the reference's
+  # --method base, with model.non_local=False and model.pooling="avg"; configs/sysu.py).
+  config.loss.triplet = "wrt"
+  config.loss.triplet_margin = 0.3          # "hard" only
 
   config.optim = ml_collections.ConfigDict()
   config.optim.base_lr = 0.1                # head (BNNeck + classifier) learning rate
@@ -80,6 +86,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.checkpoints_to_keep = 3
   config.train.checkpoint_every_steps = 0   # 0: at the end of every epoch only
   config.train.distributed = False          # multi-host: call jax.distributed.initialize()
+  # Precision of convolutions and matrix products in training and feature extraction:
+  # "default" (TF32 on recent NVIDIA GPUs, as PyTorch's cuDNN convolutions by default; one
+  # bfloat16 pass on TPU; float32 on CPU), "high", or "highest" (float32 everywhere).
+  config.train.matmul_precision = "default"
 
   config.eval = ml_collections.ConfigDict()
   # Protocols (vireid_jax.evaluation.protocols names each variant in the results).
@@ -116,6 +126,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.ranking_queries = 8           # queries in the ranked-retrieval grid (0 = none)
   config.eval.ranking_top_k = 10            # gallery images shown per query
   config.eval.before_training = False       # also evaluate the initial model
+  # Evaluation during training on the test split (main protocol, main feature, gallery trial
+  # 0): after every 0-based epoch e > 0 with e % every_epochs == 0; 0 = only at the end. The
+  # references use 2. Written to TensorBoard (eval/*), eval_curve.json and results.json.
+  config.eval.every_epochs = 0
+  # "last": report the final model. "best": keep and report the checkpoint with the best R1 of
+  # those evaluations, as the references do (chosen on the test split: inflated).
+  config.eval.select = "last"
   # --mode=eval restores this (a workdir, its checkpoints folder or one step's folder);
   # empty: the newest checkpoint of --workdir.
   config.eval.checkpoint = ""

@@ -15,7 +15,7 @@ def get_config():
   config.data.dataset = "llcm"
   config.data.root = "data/synthetic_llcm"
   config.data.tfds_dir = "data/synthetic_llcm_tfds"
-  # As the SYSU-MM01 demo: half of each NIR reflectance follows the visible brightness.
-  config.data.synthetic = dict(seed=0, nir_luminance_mix=0.5)
+  # As the SYSU-MM01 demo: 80 % of each NIR reflectance follows the visible brightness.
+  config.data.synthetic = dict(seed=0, nir_luminance_mix=0.8)
   config.data.random_erasing = "llcm"
   return config

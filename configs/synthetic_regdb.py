@@ -16,6 +16,6 @@ def get_config():
   config.data.trial = 1                     # 1..10, as on the real data
   config.data.root = "data/synthetic_regdb"
   config.data.tfds_dir = "data/synthetic_regdb_tfds"
-  # As the SYSU-MM01 demo: half of each NIR reflectance follows the visible brightness.
-  config.data.synthetic = dict(seed=0, nir_luminance_mix=0.5)
+  # As the SYSU-MM01 demo: 80 % of each NIR reflectance follows the visible brightness.
+  config.data.synthetic = dict(seed=0, nir_luminance_mix=0.8)
   return config

@@ -16,14 +16,26 @@ trained PyTorch checkpoints; the same weights must give the same features here (
   ``{key: NumPy array}`` (:mod:`vireid_jax.models.pytorch_import`, the generic machinery:
   layouts, assignment with shape checks, error messages).
 
-PyTorch is optional (``pip install 'vireid-jax[torch]'``) and imported only when a file is
-read; state dicts of NumPy arrays need no torch.
+PyTorch is optional (``pip install 'vireid-jax[torch]'``) and imported only when a ``.pth``
+file is read; state dicts of NumPy arrays and ``.npz`` files need no torch. Convert once, where
+torch is installed::
+
+    python -m vireid_jax.checkpoints convert resnet50-19c8e357.pth resnet50-19c8e357.npz
+
+:func:`check_pretrained` is what a run checks before any work: ``config.model.pretrained`` is
+the ImageNet file the paper configs start from (:data:`IMAGENET_RESNET50`), or ``"none"`` to
+train from scratch on purpose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from flax import nnx
 
@@ -37,12 +49,108 @@ from vireid_jax.models.resnet_pytorch import load_torchvision_resnet
 
 __all__ = [
     'DEFAULT_METHOD',
+    'IMAGENET_RESNET50',
+    'PretrainedWeightsError',
+    'SCRATCH',
+    'check_pretrained',
+    'convert',
+    'pretrained_path',
     'init_backbone_from_torchvision',
     'load_pytorch',
     'load_torchvision_resnet',
     'read_state_dict',
     'to_pytorch_state_dict',
 ]
+
+# Where the paper configs expect torchvision's ImageNet ResNet-50, the file every reference
+# loads with resnet50(pretrained=True).
+IMAGENET_RESNET50 = 'data/pretrained/resnet50-19c8e357.pth'
+# config.model.pretrained of a run trained from scratch on purpose.
+SCRATCH = 'none'
+
+
+class PretrainedWeightsError(FileNotFoundError):
+  """config.model.pretrained names a file that is not there."""
+
+
+def pretrained_path(model_config: Any) -> str | None:
+  """The ImageNet file ``config.model.pretrained`` names, or None for :data:`SCRATCH`."""
+  value = model_config.pretrained
+  if value == SCRATCH:
+    return None
+  if not value:
+    raise ValueError(f'config.model.pretrained is empty: give the torchvision ImageNet ResNet '
+                     f'file (the paper configs use {IMAGENET_RESNET50}) or {SCRATCH!r} to train '
+                     'from scratch.')
+  return value
+
+
+def check_pretrained(config: Any) -> None:
+  """Stops a run before any work when its ImageNet file is missing; warns when it has none.
+
+  Raises:
+    PretrainedWeightsError: ``config.model.pretrained`` names a missing file; the message says
+      which file to put there and how to train from scratch on purpose.
+  """
+  path = pretrained_path(config.model)
+  if path is None:
+    if not config.data.get('synthetic'):
+      print(f'warning: config.model.pretrained={SCRATCH}: training from scratch, so the numbers '
+            "will not be the paper's (every reference starts from ImageNet weights).",
+            flush=True)
+    return
+  if not os.path.isfile(path):
+    raise PretrainedWeightsError(
+        f'config.model.pretrained={path}: no such file ({os.path.abspath(path)}). The papers '
+        'start both stems and the shared stages from torchvision\'s ImageNet ResNet-50 '
+        f'({os.path.basename(IMAGENET_RESNET50)}), and this project never downloads weights: '
+        'put that file there (data/README.md), or a .npz made from it with `python -m '
+        'vireid_jax.checkpoints convert IN.pth OUT.npz`; or point '
+        '--config.model.pretrained at your copy; or train from scratch on purpose with '
+        f'--config.model.pretrained={SCRATCH} (the numbers will then not be the paper\'s).')
+
+
+def convert(source: str, destination: str) -> int:
+  """Writes the state dict of a PyTorch file (``.pth``/``.t``) as a torch-free ``.npz``.
+
+  The file appears complete or not at all (written beside it, then renamed).
+
+  Returns:
+    The number of arrays written.
+  """
+  if not destination.endswith('.npz'):
+    raise ValueError(f'{destination!r}: the converted file must end in .npz.')
+  state_dict = read_state_dict(source)
+  directory = os.path.dirname(os.path.abspath(destination))
+  os.makedirs(directory, exist_ok=True)
+  handle, partial = tempfile.mkstemp(dir=directory, prefix='.partial-', suffix='.npz')
+  os.close(handle)
+  try:
+    np.savez(partial, **state_dict)
+    os.replace(partial, destination)
+  except BaseException:
+    if os.path.exists(partial):
+      os.remove(partial)
+    raise
+  return len(state_dict)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """``python -m vireid_jax.checkpoints convert IN.pth OUT.npz``."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if len(argv) != 3 or argv[0] != 'convert':
+    print('usage: python -m vireid_jax.checkpoints convert IN.pth OUT.npz\n'
+          '  Saves the state dict of a PyTorch file as a .npz that config.model.pretrained '
+          'and load_pytorch read without torch.', file=sys.stderr)
+    return 2
+  try:
+    count = convert(argv[1], argv[2])
+  except (OSError, ValueError, ImportError) as error:
+    print(f'error: {error}', file=sys.stderr)
+    return 1
+  print(f'Wrote {count} arrays to {argv[2]}')
+  return 0
+
 
 # The method of a bare `config.model` block, which names none (configs/default.py's default).
 DEFAULT_METHOD = 'agw'
@@ -115,3 +223,7 @@ def to_pytorch_state_dict(model: nnx.Module) -> StateDict:
   if isinstance(model, ResNet):
     return resnet_pytorch.to_pytorch_state_dict(model)
   raise TypeError(f'to_pytorch_state_dict supports ResNet and AGW, got {type(model).__name__}.')
+
+
+if __name__ == '__main__':
+  sys.exit(main())

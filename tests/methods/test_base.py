@@ -1,13 +1,13 @@
 """The method contract: resolving `config.method`, the checks that name what is missing, `Net`
 and `DataInfo`."""
 
-import ml_collections
 import numpy as np
 import optax
 import pytest
 from flax import nnx
 import jax.numpy as jnp
 
+from configs import default
 from vireid_jax import methods
 from vireid_jax.data.splits import SplitArrays
 from vireid_jax.data.splits import Splits
@@ -15,8 +15,10 @@ from vireid_jax.methods import base
 from vireid_jax.methods import agw
 
 
-def config_for(method: str) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(method=method, seed=0))
+def config_for(method: str):
+  config = default.get_config()
+  config.method = method
+  return config
 
 
 class Complete(base.Method):

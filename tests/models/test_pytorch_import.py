@@ -7,8 +7,6 @@ CPU wheel through the ``test`` extra).
 """
 
 import copy
-import importlib.util
-import pathlib
 import zipfile
 
 import jax
@@ -19,20 +17,11 @@ from flax import nnx
 torch = pytest.importorskip('torch')
 
 from configs import default  # noqa: E402  (after the skip)
+from tests.models import torch_reference as reference  # noqa: E402
 from vireid_jax import checkpoints, inference  # noqa: E402
 from vireid_jax.models import AGW  # noqa: E402
 
 
-def _load_reference_module():
-  """tests/models/torch_reference.py, loaded by path (the tests folder is no package)."""
-  path = pathlib.Path(__file__).with_name('torch_reference.py')
-  spec = importlib.util.spec_from_file_location('torch_reference', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-reference = _load_reference_module()
 
 # One compiled forward per model and mode: compiling dominates the run time.
 forward = nnx.jit(lambda model, *images: model(*images))
@@ -247,7 +236,7 @@ def test_config_pretrained_initialises_the_train_state_backbone(tmp_path):
   expected_kernel = imagenet.layer4[1].conv2.weight.detach().numpy().transpose(2, 3, 1, 0)
   np.testing.assert_array_equal(
       state.net.params['stages']['layers'][3][1]['conv2']['kernel'][...], expected_kernel)
-  config.model.pretrained = ''
+  config.model.pretrained = 'none'
   random_state = agw_method.AGWMethod(config).create_state(info)
   assert not np.array_equal(
       random_state.net.params['stages']['layers'][3][1]['conv2']['kernel'][...], expected_kernel)

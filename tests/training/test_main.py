@@ -85,21 +85,22 @@ def compilation_cache(tmp_path_factory):
   COMPILATION_CACHE["directory"] = str(tmp_path_factory.mktemp("xla_cache"))
 
 
-def run_main(config_path, workdir, *extra, background=False, devices=1):
+def run_main(config_path, workdir, *extra, background=False, devices=1, cwd=REPO_ROOT):
   command = [sys.executable, "-m", "vireid_jax.main", f"--config={config_path}",
              f"--workdir={workdir}", *extra]
   # Compiling dominates these tiny runs: XLA's optimisations cost more than they save, and the
   # runs share a persistent compilation cache (the same programs recur from run to run).
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+             PYTHONPATH=os.pathsep.join([REPO_ROOT, os.environ.get("PYTHONPATH", "")]),
              JAX_DISABLE_MOST_OPTIMIZATIONS="true",
              JAX_COMPILATION_CACHE_DIR=COMPILATION_CACHE["directory"],
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   if devices > 1:
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   if background:
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-  return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+  return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                         timeout=600)
 
 
@@ -150,12 +151,12 @@ def final_arrays(workdir, step=9):
           for path, leaf in jax.tree_util.tree_leaves_with_path(restored)}
 
 
-def kill_mid_epoch_and_resume(config_path, workdir, *extra):
-  """Starts a run, SIGKILLs it once step 4 (the middle of the second epoch) is saved, and
-  runs it again to the end in the same workdir."""
+def kill_mid_epoch_and_resume(config_path, workdir, *extra, kill_after_step=4):
+  """Starts a run, SIGKILLs it once step `kill_after_step` (4: the middle of the second epoch)
+  is saved, and runs it again to the end in the same workdir."""
   every_step = "--config.train.checkpoint_every_steps=1"
   process = run_main(config_path, workdir, every_step, *extra, background=True)
-  mid_epoch_checkpoint = workdir / "checkpoints" / "4"
+  mid_epoch_checkpoint = workdir / "checkpoints" / str(kill_after_step)
   deadline = time.time() + 300
   while (not mid_epoch_checkpoint.exists() and process.poll() is None
          and time.time() < deadline):
@@ -166,7 +167,7 @@ def kill_mid_epoch_and_resume(config_path, workdir, *extra):
   assert not (workdir / "results.json").exists()
   steps_left = sorted(int(name) for name in os.listdir(workdir / "checkpoints")
                       if name.isdigit())
-  assert 4 <= max(steps_left) < 9
+  assert kill_after_step <= max(steps_left) < 9
   resumed = run_main(config_path, workdir, every_step, *extra)
   assert resumed.returncode == 0, resumed.stdout + resumed.stderr
   return resumed
@@ -222,7 +223,8 @@ def test_unknown_config_key_is_an_error(tiny_experiment, tmp_path):
 
 def test_sysu_config_without_the_dataset_names_the_folder(tmp_path):
   completed = run_main(os.path.join(REPO_ROOT, "configs", "sysu.py"), tmp_path / "w",
-                       f"--config.data.root={tmp_path / 'SYSU-MM01'}")
+                       f"--config.data.root={tmp_path / 'SYSU-MM01'}",
+                       "--config.model.pretrained=none")
   assert completed.returncode == 1
   assert str(tmp_path / "SYSU-MM01") in completed.stderr
   assert "data/README.md" in completed.stderr and "configs/synthetic.py" in completed.stderr
@@ -454,3 +456,106 @@ def test_domain_adaptation_killed_mid_epoch_resumes_bit_identically(toy_da_run, 
   workdir = tmp_path / "da_killed"
   kill_mid_epoch_and_resume(config_path, workdir)
   assert_same_run(uninterrupted, workdir, min_arrays=6)
+
+
+def console_lines(completed):
+  """What a person sees, without the progress bar's redrawn line."""
+  lines = (completed.stdout + completed.stderr).replace("\r", "\n").splitlines()
+  return [line for line in lines if line.strip() and not line.startswith("train:")]
+
+
+def test_the_console_shows_what_a_person_reads_and_the_log_file_the_rest(tiny_experiment):
+  _, _, workdir, completed = tiny_experiment
+  lines = console_lines(completed)
+  assert len(lines) < 40, "\n".join(lines)
+  assert lines[0].startswith("Generating the synthetic sysu-layout dataset")
+  assert any(line.startswith("Devices: 1 x cpu") for line in lines)
+  assert lines[-1].startswith("Results: ")
+  # The progress bar shows the epoch, the loss and the throughput.
+  assert "epoch=2" in completed.stderr and "loss=" in completed.stderr
+  assert "images/s=" in completed.stderr
+  # The precision of the compiled computations is part of the recorded training config.
+  recorded = json.loads((workdir / "config.json").read_text())
+  assert recorded["train"]["matmul_precision"] == "default"
+  log = (workdir / "log.txt").read_text()
+  assert "Resumed" not in log and "checkpoint" in log.lower()
+  assert not any(line[:1] in "IW" and line[1:5].isdigit() for line in lines)
+
+
+def test_sysu_config_without_the_imagenet_file_stops_before_any_work(tiny_experiment, tmp_path):
+  folder = tiny_experiment[0]
+  started = time.time()
+  # Run from an empty folder: the config's relative data/pretrained/resnet50-19c8e357.pth is
+  # missing there whatever a developer keeps in the repository's data/.
+  completed = run_main(os.path.join(REPO_ROOT, "configs", "sysu.py"), tmp_path / "w",
+                       f"--config.data.root={folder / 'raw'}",
+                       f"--config.data.tfds_dir={tmp_path / 'tfds'}", cwd=tmp_path)
+  assert completed.returncode == 1
+  assert "config.model.pretrained=data/pretrained/resnet50-19c8e357.pth: no such file" in (
+      completed.stderr)
+  assert "--config.model.pretrained=none" in completed.stderr
+  # Nothing was built, trained or recorded.
+  assert not (tmp_path / "tfds").exists()
+  assert not (tmp_path / "w" / "checkpoints").exists()
+  assert not (tmp_path / "w" / "config.json").exists()
+  assert time.time() - started < 120
+
+
+EVAL_DURING_TRAINING = ("--config.eval.every_epochs=1", "--config.eval.select=best")
+
+
+@pytest.fixture(scope="module")
+def evaluated_during_training(toy_config, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("curve") / "run"
+  completed = run_main(toy_config, workdir, *EVAL_DURING_TRAINING,
+                       "--config.train.checkpoint_every_steps=1")
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  return workdir, completed
+
+
+def test_evaluation_during_training_writes_the_curve_and_reports_the_best(
+    toy_config, evaluated_during_training):
+  workdir, completed = evaluated_during_training
+  results = json.loads((workdir / "results.json").read_text())
+  curve = results["during_training"]
+  # 0-based epochs 1 and 2 of three (epoch 0 is never evaluated, as in the references).
+  assert [(entry["epoch"], entry["step"]) for entry in curve] == [(1, 6), (2, 9)]
+  assert all(entry["protocol"] == "sysu_all" and entry["feature"] == "bn" for entry in curve)
+  assert all(0 <= entry[key] <= 1 for entry in curve for key in ("R1", "mAP", "mINP"))
+  best = max(curve, key=lambda entry: (entry["R1"], -entry["step"]))
+  assert results["selected"] == {"select": "best", "step": best["step"],
+                                 "epoch": best["epoch"]}
+  assert results["step"] == best["step"]
+  assert f"Best on the test split (step {best['step']}, epoch {best['epoch']};" in (
+      completed.stdout)
+  assert "eval epoch 1 (step 6): sysu_all bn  R1 " in completed.stdout + completed.stderr
+  scalars = tensorboard_scalars(workdir / "tensorboard")
+  assert [step for step, _ in scalars["eval/R1"]] == [6, 9]
+  np.testing.assert_allclose([value for _, value in scalars["eval/mAP"]],
+                             [entry["mAP"] for entry in curve], rtol=1e-6)
+  assert sorted(os.listdir(workdir / "checkpoints_best")) == [str(best["step"])]
+  # --mode eval evaluates the same (best) checkpoint.
+  trained = results["trained"]
+  evaluated = run_main(toy_config, workdir, "--mode=eval", *EVAL_DURING_TRAINING)
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  again = json.loads((workdir / "results.json").read_text())
+  assert again["trained"] == trained and again["selected"]["step"] == best["step"]
+
+
+def test_a_resumed_run_keeps_the_curve_and_the_best_so_far(toy_config, evaluated_during_training,
+                                                           tmp_path):
+  uninterrupted, _ = evaluated_during_training
+  workdir = tmp_path / "curve_killed"
+  # Step 7: after the first evaluation (end of epoch 1), in the middle of the last epoch.
+  kill_mid_epoch_and_resume(toy_config, workdir, *EVAL_DURING_TRAINING, kill_after_step=7)
+  assert json.loads((workdir / "results.json").read_text()) == json.loads(
+      (uninterrupted / "results.json").read_text())
+  assert os.listdir(workdir / "checkpoints_best") == os.listdir(
+      uninterrupted / "checkpoints_best")
+
+
+def test_select_best_without_evaluations_during_training_is_refused(toy_config, tmp_path):
+  completed = run_main(toy_config, tmp_path / "w", "--config.eval.select=best")
+  assert completed.returncode != 0
+  assert "config.eval.select='best' chooses among the evaluations during training" in (
+      completed.stderr)

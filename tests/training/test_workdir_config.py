@@ -40,7 +40,7 @@ def test_a_training_key_is_refused_naming_key_and_both_values(tmp_path):
     workdir_config.check_or_record(config, str(tmp_path))
   message = str(error.value)
   assert "data.ids_per_batch: workdir 8, now 4" in message
-  assert "optim.milestones: workdir [14, 18], now [5, 9]" in message
+  assert "optim.milestones: workdir [8, 11], now [5, 9]" in message
   assert "--override_config" in message and str(tmp_path) in message
 
 

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 
@@ -66,7 +68,7 @@ def ensure_raw_dataset(data_config) -> str:
     if os.path.isdir(root):
       check_synthetic_options(root, options, layout=dataset)
     else:
-      logging.info("Generating the synthetic %s-layout dataset in %s", dataset, root)
+      print(f"Generating the synthetic {dataset}-layout dataset in {root} (once)", flush=True)
       synthetic.generate(dataset, root, **options)
   _ROOT_CHECKS[dataset](root)
   return root
@@ -116,8 +118,16 @@ def build(data_config) -> tfds.core.DatasetBuilder:
   root = ensure_raw_dataset(data_config)
   builder = _BUILDERS[data_config.dataset](config=config,
                                            data_dir=_resolve(data_config.tfds_dir))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=root))
+  if not builder.is_prepared():
+    print(f"Writing the TFRecords of {root} to {builder.data_dir} (once)", flush=True)
+  # TFDS's own progress bars and prints go to the log, not the console.
+  tfds.disable_progress_bar()
+  output = io.StringIO()
+  with contextlib.redirect_stdout(output):
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=root))
+  if output.getvalue().strip():
+    logging.info("%s", output.getvalue().strip())
   return builder
 
 

@@ -6,8 +6,11 @@ of layer3. Visible and infrared stem outputs are concatenated, visible first, so
 BatchNorms see the mixed batch. Features are pooled by GeM (p = 3), then a BNNeck (BatchNorm
 with a frozen zero bias) feeds a bias-free identity classifier.
 
-Objective. L = L_id + L_wrt: softmax cross-entropy on the BNNeck logits, plus the weighted
-regularised triplet on the pre-BN pooled features of the whole visible + infrared batch.
+Objective. L = L_id + L_tri: softmax cross-entropy on the BNNeck logits, plus a triplet loss on
+the pre-BN pooled features of the whole visible + infrared batch: the weighted regularised
+triplet (`config.loss.triplet = "wrt"`, AGW) or the batch-hard triplet with margin
+`config.loss.triplet_margin` ("hard", the reference's `--method base`, margin 0.3, together
+with `model.non_local=False` and `model.pooling="avg"`; spec baseline §4.6, §5.4).
 
 Optimisation. SGD with Nesterov momentum, weight decay 5e-4, the BNNeck and classifier at the
 base learning rate and the rest at a tenth of it, per-epoch warm-up and step decay
@@ -41,11 +44,13 @@ def parameter_groups(optim_config) -> tuple[optim.ParamGroup, ...]:
 
 
 def build_model(model_config, num_classes: int, seed: int) -> AGW:
-  """AGW from `config.model`; with `pretrained` set, its stems and stages take the ImageNet
-  weights of that torchvision ResNet file (the non-local blocks and the head stay random)."""
+  """AGW from `config.model`; unless `pretrained` is "none", its stems and stages take the
+  ImageNet weights of that torchvision ResNet file (the non-local blocks and the head stay
+  random)."""
   model = build_agw(model_config, num_classes, rngs=nnx.Rngs(seed))
-  if model_config.pretrained:
-    model = checkpoints.init_backbone_from_torchvision(model, model_config.pretrained)
+  pretrained = checkpoints.pretrained_path(model_config)
+  if pretrained is not None:
+    model = checkpoints.init_backbone_from_torchvision(model, pretrained)
   return model
 
 
@@ -57,13 +62,22 @@ class State:
   net: base.Net
 
 
+# config.loss.triplet -> (pooled features [N, D], labels [N], config.loss) -> scalar.
+TRIPLET_LOSSES = {
+    "wrt": lambda pooled, labels, loss_config: losses.weighted_regularized_triplet(pooled,
+                                                                                 labels),
+    "hard": lambda pooled, labels, loss_config: losses.hard_mining_triplet(
+        pooled, labels, margin=loss_config.triplet_margin),
+}
+
+
 def loss_fn(model: AGW, batch: dict, loss_config) -> tuple[jax.Array, dict]:
-  """L_id + L_wrt on one cross-modality batch.
+  """L_id + L_tri on one cross-modality batch.
 
   Args:
     model: AGW in training mode.
     batch: "visible", "infrared" [B, H, W, 3] float32; "visible_labels", "infrared_labels" [B].
-    loss_config: `config.loss` (term weights).
+    loss_config: `config.loss` (term weights, triplet, triplet_margin).
 
   Returns:
     (total loss, per-term metrics).
@@ -71,7 +85,7 @@ def loss_fn(model: AGW, batch: dict, loss_config) -> tuple[jax.Array, dict]:
   outputs = model(visible=batch["visible"], infrared=batch["infrared"])
   labels = jnp.concatenate([batch["visible_labels"], batch["infrared_labels"]])
   identity_loss = losses.cross_entropy(outputs.logits, labels)
-  triplet_loss = losses.weighted_regularized_triplet(outputs.pooled, labels)
+  triplet_loss = TRIPLET_LOSSES[loss_config.triplet](outputs.pooled, labels, loss_config)
   total = loss_config.identity_weight * identity_loss + loss_config.triplet_weight * triplet_loss
   accuracy = jnp.mean(jnp.argmax(outputs.logits, axis=-1) == labels)
   return total, {"loss": total, "identity_loss": identity_loss, "triplet_loss": triplet_loss,
@@ -83,6 +97,12 @@ class AGWMethod(base.Method):
 
   # The reference's released checkpoints (`vireid_jax.checkpoints.load_pytorch`).
   load_pytorch = staticmethod(agw_pytorch.load_pytorch)
+
+  def __init__(self, config):
+    super().__init__(config)
+    if config.loss.triplet not in TRIPLET_LOSSES:
+      raise ValueError(f"config.loss.triplet={config.loss.triplet!r}: expected one of "
+                       f"{sorted(TRIPLET_LOSSES)} (\"wrt\": AGW, \"hard\": the base method).")
 
   def create_state(self, data_info: base.DataInfo) -> State:
     """The initial state; a pure function of the config (same seed → same state)."""

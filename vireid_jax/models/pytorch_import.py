@@ -115,6 +115,17 @@ def _load_torch_file(path: str) -> Any:
     ) from error
 
 
+def _load_npz_file(path: str) -> dict[str, np.ndarray]:
+  """A state dict saved by `vireid_jax.checkpoints convert` (NumPy only, no torch needed)."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path!r}: no such checkpoint file.')
+  try:
+    with np.load(path, allow_pickle=False) as arrays:
+      return {key: arrays[key] for key in arrays.files}
+  except (OSError, ValueError) as error:
+    raise ValueError(f'{path!r}: cannot be read as a .npz state dict: {error}') from error
+
+
 def read_state_dict(path_or_state_dict: StateDictSource) -> StateDict:
   """A PyTorch state dict as ``{key: NumPy array}``, from a file or an in-memory mapping.
 
@@ -123,8 +134,9 @@ def read_state_dict(path_or_state_dict: StateDictSource) -> StateDict:
   ``module.`` prefix on every key (a model saved inside ``nn.DataParallel``) is removed.
 
   Args:
-    path_or_state_dict: path of a ``.pth`` / ``.t`` file, or a mapping of key -> tensor or
-      array (torch is needed only to read a file).
+    path_or_state_dict: path of a ``.pth`` / ``.t`` file (read with torch), of a ``.npz`` file
+      (``python -m vireid_jax.checkpoints convert``; no torch needed), or a mapping of key ->
+      tensor or array.
 
   Returns:
     Key -> array in PyTorch layout and the file's dtype.
@@ -136,6 +148,8 @@ def read_state_dict(path_or_state_dict: StateDictSource) -> StateDict:
   source = describe_source(path_or_state_dict)
   if isinstance(path_or_state_dict, Mapping):
     content = path_or_state_dict
+  elif os.fspath(path_or_state_dict).endswith('.npz'):
+    content = _load_npz_file(os.fspath(path_or_state_dict))
   else:
     content = _load_torch_file(os.fspath(path_or_state_dict))
   if isinstance(content, Mapping):

@@ -26,10 +26,27 @@ from vireid_jax import evaluation
 from vireid_jax.evaluation import report
 from vireid_jax.training import orbax_checkpoints
 from vireid_jax.training import parallel
+from vireid_jax.training import periodic_evaluation
 from vireid_jax.training import summary
 from vireid_jax.training import workdir_config
 from vireid_jax.training.context import DataInfo
 from vireid_jax.training.context import EpochContext
+
+
+MATMUL_PRECISIONS = ("default", "high", "highest")
+
+
+def matmul_precision(config):
+  """The context `config.train.matmul_precision` sets for every jitted computation of a run.
+
+  "default": XLA's default (TF32 convolutions and matrix products on recent NVIDIA GPUs, one
+  bfloat16 pass on TPU, full float32 on CPU); "high"; "highest": full float32 everywhere.
+  """
+  precision = config.train.matmul_precision
+  if precision not in MATMUL_PRECISIONS:
+    raise ValueError(f"config.train.matmul_precision={precision!r}: expected one of "
+                     f"{MATMUL_PRECISIONS}.")
+  return jax.default_matmul_precision(precision)
 
 
 def run(config, workdir: str, method, *, mode: str = "train_and_eval",
@@ -50,6 +67,12 @@ def run(config, workdir: str, method, *, mode: str = "train_and_eval",
     workdir_config.ConfigMismatchError: `workdir` holds a run with another training config.
     orbax_checkpoints.CheckpointMismatchError: the checkpoint does not fit the config's model.
   """
+  periodic_evaluation.check_config(config)
+  with matmul_precision(config):
+    return _run(config, workdir, method, mode=mode, allow_config_change=allow_config_change)
+
+
+def _run(config, workdir: str, method, *, mode: str, allow_config_change: bool) -> dict | None:
   # TensorFlow enters only here, through the data package.
   from vireid_jax.data import datasets
   from vireid_jax.data import pipeline
@@ -76,37 +99,52 @@ def run(config, workdir: str, method, *, mode: str = "train_and_eval",
     return evaluation.extract_features(state_features(state), images, modality,
                                        batch_size=config.data.eval_batch_size)
 
-  if mode == "eval":
-    state = restore_for_evaluation(config, workdir, state)
-  else:
-    checkpointer = orbax_checkpoints.Checkpointer.for_workdir(
-        workdir, max_to_keep=config.train.checkpoints_to_keep)
-    try:
-      if checkpointer.latest_step() is not None:
-        state = checkpointer.restore(state)
-        logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
-      state = train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh,
-                    make_dataset=functools.partial(
-                        pipeline.train_dataset, splits.train, config.data, seed=config.seed,
-                        process_index=jax.process_index(),
-                        process_count=jax.process_count(), target=splits.target),
-                    context=EpochContext(config=config, splits=splits, mesh=mesh,
-                                         features=features))
-    finally:
-      checkpointer.wait()
-      checkpointer.close()
-  if mode == "train":
-    return None
-
-  def evaluate(state, name):
+  def evaluate(state, name=None, eval_config=config.eval):
     # Pictures are written by process 0 only.
-    output_dir = os.path.join(workdir, "figures", name) if jax.process_index() == 0 else None
+    output_dir = (os.path.join(workdir, "figures", name)
+                  if name is not None and jax.process_index() == 0 else None)
     return evaluation.evaluate(
-        state_features(state), splits.test, config.eval, dataset=splits.test_dataset,
+        state_features(state), splits.test, eval_config, dataset=splits.test_dataset,
         batch_size=config.data.eval_batch_size, output_dir=output_dir,
         data_trial=splits.test_trial)
 
-  results = {"step": int(jax.device_get(state.step)), "main_feature": config.eval.main_feature}
+  during_training = periodic_evaluation.PeriodicEvaluation(
+      config, workdir, lambda state: evaluate(
+          state, eval_config=periodic_evaluation.main_protocol_config(config.eval)),
+      write=tqdm.tqdm.write)
+  try:
+    if mode == "eval":
+      state = restore_for_evaluation(config, workdir, state)
+    else:
+      checkpointer = orbax_checkpoints.Checkpointer.for_workdir(
+          workdir, max_to_keep=config.train.checkpoints_to_keep)
+      try:
+        if checkpointer.latest_step() is not None:
+          state = checkpointer.restore(state)
+          logging.info("Resumed from step %d in %s", int(state.step), checkpointer.directory)
+        during_training.forget_after(int(jax.device_get(state.step)))
+        state = train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh,
+                      make_dataset=functools.partial(
+                          pipeline.train_dataset, splits.train, config.data, seed=config.seed,
+                          process_index=jax.process_index(),
+                          process_count=jax.process_count(), target=splits.target),
+                      context=EpochContext(config=config, splits=splits, mesh=mesh,
+                                           features=features),
+                      after_epoch=during_training.after_epoch)
+      finally:
+        checkpointer.wait()
+        checkpointer.close()
+      if mode == "train":
+        return None
+      if config.eval.select == "best":
+        state = restore_best(workdir, state, during_training.best())
+  finally:
+    during_training.close()
+
+  results = {"step": int(jax.device_get(state.step)), "main_feature": config.eval.main_feature,
+             "selected": selection(config, state, steps_per_epoch)}
+  if during_training.curve:
+    results["during_training"] = during_training.curve
   if config.eval.before_training:
     # The initial state is a pure function of the config (so a resumed run reports the same);
     # it is rebuilt because training donated the first one's buffers.
@@ -114,19 +152,53 @@ def run(config, workdir: str, method, *, mode: str = "train_and_eval",
     print("Before training (step 0):\n" + report.format_results_table(
         results["before_training"]), flush=True)
   results["trained"] = evaluate(state, "trained")
-  print(f"Trained (step {results['step']}):\n" + report.format_results_table(
+  print(f"{selection_title(results['selected'])}:\n" + report.format_results_table(
       results["trained"]), flush=True)
   if jax.process_index() == 0:
     path = os.path.join(workdir, "results.json")
     report.write_results_json(path, results)
-    logging.info("Wrote %s", path)
+    print(f"Results: {path}; figures: {os.path.join(workdir, 'figures')}; TensorBoard: "
+          f"{os.path.join(workdir, 'tensorboard')}", flush=True)
   return results
 
 
+def selection(config, state, steps_per_epoch: int) -> dict:
+  """Which checkpoint the results are of, for results.json."""
+  step = int(jax.device_get(state.step))
+  return {"select": config.eval.select, "step": step,
+          "epoch": step // steps_per_epoch - 1 if step else None}
+
+
+def selection_title(selected: dict) -> str:
+  if selected["select"] == "best":
+    return (f"Best on the test split (step {selected['step']}, epoch {selected['epoch']}; "
+            "chosen on the test split, as the references do, which inflates the number)")
+  return f"Trained (step {selected['step']})"
+
+
+def restore_best(workdir: str, state, best: dict | None):
+  """The state of the best evaluation during training (`config.eval.select = "best"`)."""
+  directory = periodic_evaluation.best_directory(workdir)
+  checkpointer = orbax_checkpoints.Checkpointer(directory)
+  try:
+    step = checkpointer.latest_step()
+    if step is None or (best is not None and best["step"] != step):
+      raise FileNotFoundError(
+          f"config.eval.select='best' needs the best checkpoint in {directory}, which holds "
+          f"{'none' if step is None else f'step {step}'} while the evaluations during training "
+          f"name {best and best['step']}; train with config.eval.every_epochs > 0 first.")
+    return checkpointer.restore(state, step)
+  finally:
+    checkpointer.close()
+
+
 def restore_for_evaluation(config, workdir: str, state):
-  """The checkpoint `config.eval.checkpoint` names, or else the newest one in `workdir`."""
+  """The checkpoint `config.eval.checkpoint` names, else the best one of `workdir` (select
+  "best") or its newest one."""
   if config.eval.checkpoint:
     directory, step = orbax_checkpoints.resolve(config.eval.checkpoint)
+  elif config.eval.select == "best":
+    return restore_best(workdir, state, None)
   else:
     directory, step = os.path.join(workdir, orbax_checkpoints.CHECKPOINTS_FOLDER), None
   checkpointer = orbax_checkpoints.Checkpointer(directory)
@@ -169,11 +241,13 @@ def jit_features(method, mesh):
 
 
 def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *,
-          make_dataset, context):
+          make_dataset, context, after_epoch=None):
   """Runs the remaining steps of `config.train.num_epochs` epochs.
 
   Saves after every epoch (and every `config.train.checkpoint_every_steps`), only once the
-  losses up to that step are known to be finite.
+  losses up to that step are known to be finite; then calls `after_epoch(state, epoch, step,
+  writer)` (evaluation during training), also once for a resumed run that stopped between an
+  epoch's checkpoint and its `after_epoch`.
   """
   total_steps = config.train.num_epochs * steps_per_epoch
   step = int(jax.device_get(state.step))
@@ -183,6 +257,10 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
   checkpoint_every = config.train.checkpoint_every_steps
   guard = FiniteLossGuard()
   progress_metric = method.progress_metric
+  after_epoch = after_epoch or (lambda *args: None)
+  if step and step % steps_per_epoch == 0:
+    after_epoch(state, step // steps_per_epoch - 1, step, writer)
+  images_per_step = None
   with tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
                  dynamic_ncols=True, disable=jax.process_index() != 0) as progress:
     while step < total_steps:
@@ -196,6 +274,8 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
       dataset = make_dataset(epoch=epoch, start_batch=start_batch, epoch_inputs=inputs)
       epoch_start = time.time()
       for batch in dataset.take(steps_per_epoch - start_batch).as_numpy_iterator():
+        if images_per_step is None:
+          images_per_step = count_images(batch) * jax.process_count()
         # The pipeline yields only this process's rows of the global batch.
         state, metrics = train_step(state, parallel.global_batch(batch, mesh))
         step += 1
@@ -207,14 +287,23 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
         if step % log_every == 0 or at_epoch_end:
           metrics = guard.check_previous()
           writer.scalars(step, {f"train/{name}": value for name, value in metrics.items()})
-          progress.set_postfix({"epoch": epoch, progress_metric: progress_value(metrics,
-                                                                                progress_metric)})
+          rate = progress.format_dict.get("rate")
+          progress.set_postfix({"epoch": epoch,
+                                progress_metric: progress_value(metrics, progress_metric),
+                                "images/s": f"{rate * images_per_step:.0f}" if rate else "?"})
         if at_epoch_end or (checkpoint_every > 0 and step % checkpoint_every == 0):
           guard.check_previous()
           checkpointer.save(state)
       writer.scalars(step, {"train/epoch_seconds": time.time() - epoch_start})
+      if step % steps_per_epoch == 0:
+        after_epoch(state, epoch, step, writer)
   writer.close()
   return state
+
+
+def count_images(batch: dict) -> int:
+  """Images in a batch dict: the rows of its [B, H, W, C] arrays (every view counts)."""
+  return sum(len(value) for value in batch.values() if np.ndim(value) == 4)
 
 
 def progress_value(metrics: dict, name: str) -> str:
