@@ -8,7 +8,8 @@ the epoch, so the labels change every epoch. They live in the state (checkpoints
 and reach the sampler through `epoch_inputs`. The step adds a pseudo-label cross-entropy on
 the target rows, keeps a memory [num_target, 8] of target embeddings, indexed by the rows'
 positions in the target split, and counts target rows whose batch label is not the state's
-pseudo-label (0 when the labels reach the sampler).
+pseudo-label (0 when the labels reach the sampler) and how often `begin_epoch` ran per epoch
+(once, a mid-epoch resume included).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class DaState:
   # Target rows whose batch label differed from the state's pseudo-label: stays 0 when the
   # labels of `epoch_inputs` reach the sampler.
   label_mismatches: jax.Array  # scalar int32
+  hook_calls: jax.Array        # [num_epochs] int32: begin_epoch calls per epoch
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
 
@@ -66,7 +68,8 @@ class ToyDomainAdaptation(base.Method):
                    label_history=jnp.full((self.config.train.num_epochs, num_target), -1,
                                           jnp.int32),
                    memory=jnp.zeros((num_target, 8), jnp.float32),
-                   label_mismatches=jnp.zeros((), jnp.int32), tx=tx)
+                   label_mismatches=jnp.zeros((), jnp.int32),
+                   hook_calls=jnp.zeros((self.config.train.num_epochs,), jnp.int32), tx=tx)
 
   def begin_epoch(self, state: DaState, epoch: int, context) -> DaState:
     target = context.target
@@ -78,7 +81,8 @@ class ToyDomainAdaptation(base.Method):
         size=(8, self.config.toy.num_clusters))
     labels = np.argmax(features @ directions, axis=1).astype(np.int32)
     return state.replace(pseudo_labels=jnp.asarray(labels),
-                         label_history=state.label_history.at[epoch].set(labels))
+                         label_history=state.label_history.at[epoch].set(labels),
+                         hook_calls=state.hook_calls.at[epoch].add(1))
 
   def epoch_inputs(self, state: DaState) -> dict:
     return {"target_labels": state.pseudo_labels}

@@ -2,9 +2,9 @@
 
 Model: per-channel mean of the image → linear embedding (8) → linear classifier, as plain
 arrays with one SGD optimiser (no NNX model: the contract asks for a pytree state with a
-`step`, nothing more). It also records, in its state, how often `begin_epoch` ran for each
-epoch and a feature it computed there, so tests can check that hooks run exactly once per
-epoch, resumes included. With `config.toy.nan_at_step = n`, the loss of step n is NaN.
+`step`, nothing more). Its `begin_epoch` records a feature computed through the loop's
+extractor. With `config.toy.nan_at_step = n`, the loss of step n is NaN. (The once-per-epoch
+count of the hook across a resume is tested with `toy_domain_adaptation.py`.)
 """
 
 from __future__ import annotations
