@@ -46,6 +46,7 @@ def benchmark(dtype: str, batch_size: int) -> dict:
   config.model.depth = FLAGS.depth
   config.model.width = FLAGS.width
   config.model.dtype = dtype
+  config.model.pretrained = "none"   # timing needs no ImageNet weights
   mesh = parallel.make_mesh(jax.local_devices())
   per_modality = batch_size // 2
   rng = np.random.default_rng(0)
