@@ -349,14 +349,18 @@ def tensorboard_scalars(folder):
   return scalars
 
 
+def uninterrupted_toy_run(tiny_experiment, name, extra):
+  """The tiny experiment with one of the toy methods, run once to the end."""
+  folder = tiny_experiment[0]
+  config_path = write_config(folder, f"{name}.py", extra)
+  completed = run_main(config_path, folder / name)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  return config_path, folder / name, completed
+
+
 @pytest.fixture(scope="module")
 def toy_gan_run(tiny_experiment):
-  folder = tiny_experiment[0]
-  config_path = write_config(folder, "toy_gan.py", TOY_GAN_EXTRA)
-  workdir = folder / "gan"
-  completed = run_main(config_path, workdir)
-  assert completed.returncode == 0, completed.stderr[-3000:]
-  return config_path, workdir, completed
+  return uninterrupted_toy_run(tiny_experiment, "toy_gan", TOY_GAN_EXTRA)
 
 
 def test_toy_gan_trains_both_networks_and_logs_its_own_metric_names(toy_gan_run):
@@ -405,12 +409,7 @@ def test_toy_gan_trains_on_eight_devices_like_on_one(toy_gan_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def toy_da_run(tiny_experiment):
-  folder = tiny_experiment[0]
-  config_path = write_config(folder, "toy_da.py", TOY_DA_EXTRA)
-  workdir = folder / "da"
-  completed = run_main(config_path, workdir)
-  assert completed.returncode == 0, completed.stderr[-3000:]
-  return config_path, workdir
+  return uninterrupted_toy_run(tiny_experiment, "toy_da", TOY_DA_EXTRA)[:2]
 
 
 def test_target_stream_carries_the_pseudo_labels_of_each_epoch(toy_da_run):
