@@ -17,8 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m vireid_jax.main --config configs/synthetic.py --workdir runs/demo
 
+# Two workers (the CI machine's two cores), one test file each at a time: a file's module
+# fixtures (generated data, compiled programs) stay in its worker.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 clean:
 	rm -rf runs

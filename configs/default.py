@@ -70,10 +70,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.triplet_margin = 0.3          # "hard" only
 
   config.optim = ml_collections.ConfigDict()
+  # The update rule (vireid_jax.training.optim.OPTIMIZERS): "sgd" (AGW) or "adam" (MCJA:
+  # PyTorch's Adam, weight decay added to the gradient). Both take the per-epoch schedule below.
+  config.optim.name = "sgd"
   config.optim.base_lr = 0.1                # head (BNNeck + classifier) learning rate
   config.optim.backbone_lr_scale = 0.1      # everything else runs at 0.1 x base
   config.optim.momentum = 0.9
   config.optim.nesterov = True
+  config.optim.beta1 = 0.9                  # "adam" only, PyTorch's defaults
+  config.optim.beta2 = 0.999
+  config.optim.eps = 1e-8
   config.optim.weight_decay = 5e-4
   config.optim.warmup_epochs = 10
   config.optim.milestones = (20, 50)        # x decay at each

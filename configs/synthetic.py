@@ -9,19 +9,31 @@ layer4 a 4 x 2 map, and XLA's CPU convolution of a 3 x 3 kernel over a map narro
 kernel runs some 30 times below its normal rate.)
 """
 
+from configs import datasets
 from configs import default
 
 
 def get_config():
   config = default.get_config()
-  config.data.root = "data/synthetic_sysu"
-  config.data.tfds_dir = "data/synthetic_sysu_tfds"
-  # 80 % of each garment's NIR reflectance follows its visible brightness, 20 % is drawn
-  # independently; hue never carries over, so colour still does not transfer. With half and
-  # half (0.5) this from-scratch network reached R1 ~50 % in the CPU budget, and moved by +-7
-  # points with the last bit of float rounding; at 0.8 it reaches ~80 % on every seed (README),
-  # so the demo shows learning, not luck. vireid_jax.data.synthetic documents the option.
-  config.data.synthetic = dict(seed=0, nir_luminance_mix=0.8)
+  # The generated data (configs/datasets.py): 80 % of each garment's NIR reflectance follows its
+  # visible brightness, 20 % is drawn independently; hue never carries over, so colour still
+  # does not transfer. With half and half (0.5) this from-scratch network reached R1 ~50 % in
+  # the CPU budget, and moved by +-7 points with the last bit of float rounding; at 0.8 it
+  # reaches ~80 % on every seed (README), so the demo shows learning, not luck.
+  # vireid_jax.data.synthetic documents the option.
+  datasets.use(config, "synthetic", method_config="configs/synthetic.py")
+  use_demo_network(config)
+  # 12 epochs of 42 steps keep the main job under 5 minutes on two CPU cores (about 4 steps/s);
+  # the schedule is AGW's compressed: 2 warm-up epochs, x0.1 after epochs 8 and 11. (20
+  # epochs with decays at 14 and 18 score no better here and take 40 % longer.)
+  config.train.num_epochs = 12
+  config.optim.warmup_epochs = 2
+  config.optim.milestones = (8, 11)
+  return config
+
+
+def use_demo_network(config):
+  """The demo's network and input, for AGW-family configs on the synthetic data."""
   config.data.image_height = 96
   config.data.image_width = 48
   config.data.pad = 3                       # 10 px at 288 x 144, scaled to the image
@@ -35,13 +47,5 @@ def get_config():
   # AGW's 0.1x backbone rate exists to fine-tune ImageNet weights; trained from scratch (no
   # weights can be downloaded here) the backbone learns at the head's rate.
   config.optim.backbone_lr_scale = 1.0
-  # 12 epochs of 42 steps keep the main job under 5 minutes on two CPU cores (about 4 steps/s);
-  # the schedule is AGW's compressed: 2 warm-up epochs, x0.1 after epochs 8 and 11. (20
-  # epochs with decays at 14 and 18 score no better here and take 40 % longer.)
-  config.train.num_epochs = 12
   config.train.log_every_steps = 10
-  config.optim.warmup_epochs = 2
-  config.optim.milestones = (8, 11)
-
   config.eval.before_training = True
-  return config

@@ -6,7 +6,8 @@ trained PyTorch checkpoints; the same weights must give the same features here (
 
 * :func:`load_pytorch` — a method's released checkpoint into a new model built from the
   config, through the ``load_pytorch`` of the method ``config.method`` names ("agw":
-  :func:`vireid_jax.models.agw_pytorch.load_pytorch`, the reference ``embed_net``);
+  :func:`vireid_jax.models.agw_pytorch.load_pytorch`, the reference ``embed_net``; "mcja":
+  :func:`vireid_jax.models.mcja_pytorch.load_pytorch`);
 * :func:`init_backbone_from_torchvision` — ImageNet initialisation of every ResNet stem and
   stage stack of a model (``config.model.pretrained``), as the references'
   ``resnet50(pretrained=True)`` copies do (:mod:`vireid_jax.models.resnet_pytorch`);
@@ -39,9 +40,7 @@ import numpy as np
 
 from flax import nnx
 
-from vireid_jax.models import agw_pytorch
 from vireid_jax.models import resnet_pytorch
-from vireid_jax.models.agw import AGW
 from vireid_jax.models.pytorch_import import StateDict, StateDictSource, read_state_dict
 from vireid_jax.models.resnet import ResNet
 from vireid_jax.models.resnet_pytorch import init_backbone_from_torchvision
@@ -56,6 +55,7 @@ __all__ = [
     'convert',
     'pretrained_path',
     'init_backbone_from_torchvision',
+    'init_pretrained',
     'load_pytorch',
     'load_torchvision_resnet',
     'read_state_dict',
@@ -83,6 +83,14 @@ def pretrained_path(model_config: Any) -> str | None:
                      f'file (the paper configs use {IMAGENET_RESNET50}) or {SCRATCH!r} to train '
                      'from scratch.')
   return value
+
+
+def init_pretrained(model: nnx.Module, model_config: Any) -> nnx.Module:
+  """``model`` with the ImageNet weights ``config.model.pretrained`` names in every ResNet stem
+  and stage stack (:func:`init_backbone_from_torchvision`), or as it is for :data:`SCRATCH`.
+  What every method's ``create_state`` does with its freshly built model."""
+  path = pretrained_path(model_config)
+  return model if path is None else init_backbone_from_torchvision(model, path)
 
 
 def check_pretrained(config: Any) -> None:
@@ -163,7 +171,8 @@ def load_pytorch(path_or_state_dict: StateDictSource, config: Any) -> nnx.Module
   model_config)`` (so a new method brings its loader in its own files); "agw" reads the
   reference ``embed_net`` (:func:`vireid_jax.models.agw_pytorch.load_pytorch`: every weight
   and BatchNorm statistic, the reference's unused whole-ResNet modules skipped, a zero BNNeck
-  β required, as many classes as the checkpoint's classifier).
+  β required, as many classes as the checkpoint's classifier); "mcja" the state dict the MCJA
+  engine saves (:func:`vireid_jax.models.mcja_pytorch.load_pytorch`).
 
   Args:
     path_or_state_dict: a ``.t`` / ``.pth`` file as the reference's ``train.py`` writes it
@@ -206,23 +215,34 @@ def _methods_with_loaders() -> list[str]:
 def to_pytorch_state_dict(model: nnx.Module) -> StateDict:
   """The model's weights and BatchNorm statistics under PyTorch names and layouts.
 
-  A :class:`ResNet` gives torchvision's keys; an :class:`AGW` gives the reference
-  ``embed_net`` keys of the modules it runs (plus the BNNeck's zero β), i.e. exactly what
-  :func:`load_pytorch` reads. ``num_batches_tracked`` is not written: PyTorch fills it in
-  when loading.
+  A :class:`ResNet` gives torchvision's keys; a method's model gives its reference's keys
+  through the ``to_pytorch_state_dict`` of the method class whose ``model_type`` it is (AGW:
+  the ``embed_net`` keys of the modules it runs plus the BNNeck's zero β; MCJA: the ``MCJA``
+  module's), i.e. exactly what :func:`load_pytorch` reads. ``num_batches_tracked`` is not
+  written: PyTorch fills it in when loading.
 
   Args:
-    model: a :class:`ResNet` or an :class:`AGW` (a learnable GeM p is not exported: the
-      reference has none).
+    model: a :class:`ResNet` or a method's model (a learnable GeM p is not exported: no
+      reference has one).
 
   Returns:
     Key -> float32 NumPy array in PyTorch layout.
   """
-  if isinstance(model, AGW):
-    return agw_pytorch.to_pytorch_state_dict(model)
   if isinstance(model, ResNet):
     return resnet_pytorch.to_pytorch_state_dict(model)
-  raise TypeError(f'to_pytorch_state_dict supports ResNet and AGW, got {type(model).__name__}.')
+  from vireid_jax import methods
+  exportable = []
+  for name in methods.available():
+    cls = methods.method_class(name)
+    exporter = getattr(cls, 'to_pytorch_state_dict', None)
+    model_type = getattr(cls, 'model_type', None)
+    if exporter is None or model_type is None:
+      continue
+    if isinstance(model, model_type):
+      return exporter(model)
+    exportable.append(model_type.__name__)
+  raise TypeError(f'to_pytorch_state_dict supports ResNet and {", ".join(exportable)}, got '
+                  f'{type(model).__name__}.')
 
 
 if __name__ == '__main__':

@@ -277,6 +277,31 @@ def test_vimc_changes_half_the_visible_images_and_no_infrared_one():
   assert 0 < (grey & changed).sum() < changed.sum()
 
 
+def test_a_switched_off_vimc_branch_is_the_identity_and_keeps_its_quarter_share():
+  count = 400
+  images = random_uint8((count, 6, 4, 3), seed=5)
+  visible = tf.constant(np.ones(count, bool))
+  everything = augment.vimc(tf.constant(images), SEED, visible=visible).numpy()
+  changed_by = {}
+  for off, name in enumerate(augment.VIMC_BRANCHES):
+    switches = augment.vimc_branch_switches({name: False})
+    assert switches == tuple(index != off for index in range(4))
+    out = augment.vimc(tf.constant(images), SEED, visible=visible, switches=switches).numpy()
+    # The other branches' draws are untouched: the images they change are changed alike, the
+    # images of the switched-off branch come out as they went in.
+    differs = np.any(out != everything, axis=(1, 2, 3))
+    np.testing.assert_array_equal(out[differs], images[differs])
+    changed_by[name] = differs.mean()
+  # Each branch held its 1/4 share of the choice (applied with p = 1/2: about 1/8 of the images).
+  for name, share in changed_by.items():
+    assert 0.06 < share < 0.19, (name, share)
+  all_off = augment.vimc_branch_switches({name: False for name in augment.VIMC_BRANCHES})
+  np.testing.assert_array_equal(
+      augment.vimc(tf.constant(images), SEED, visible=visible, switches=all_off).numpy(), images)
+  with pytest.raises(ValueError, match="vimc_branches.*cutmix"):
+    augment.vimc_branch_switches({"cutmix": False})
+
+
 # --- Whole views --------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from vireid_jax.models import (
     AGW,
     NonLocalBlock,
     ReidOutputs,
-    non_local_positions,
+    after_last_blocks,
 )
 from vireid_jax.training import optim
 
@@ -167,9 +167,9 @@ def test_non_local_blocks_are_the_identity_at_init(tiny_agw):
 
 def test_non_local_positions_for_resnet50_and_clipped_for_resnet18(tiny_agw):
   # ResNet-50 (3, 4, 6, 3): after blocks 2, 3 of layer2 and 3, 4, 5 of layer3.
-  assert non_local_positions((3, 4, 6, 3)) == {1: (2, 3), 2: (3, 4, 5)}
+  assert after_last_blocks((3, 4, 6, 3), (0, 2, 3, 0)) == {1: (2, 3), 2: (3, 4, 5)}
   # ResNet-18 stages have 2 blocks: 2 and min(3, 2) = 2 non-local blocks.
-  assert non_local_positions((2, 2, 2, 2)) == {1: (0, 1), 2: (0, 1)}
+  assert after_last_blocks((2, 2, 2, 2), (0, 2, 3, 0)) == {1: (0, 1), 2: (0, 1)}
   stages = tiny_agw.stages
   assert stages.insert_after == ((), (0, 1), (0, 1), ())
   blocks = list(stages.inserted[1]) + list(stages.inserted[2])

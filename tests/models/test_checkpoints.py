@@ -82,7 +82,7 @@ def test_load_pytorch_dispatches_on_the_method(tiny_agw):
   assert checkpoints.load_pytorch(state_dict, config) == ('loaded', state_dict, config.model)
   config.method = 'tests.training.toy_method'
   with pytest.raises(ValueError, match=r"config\.method='tests.training.toy_method' has no "
-                                       r"PyTorch checkpoint loader.*methods with one: agw\."):
+                                       r"PyTorch checkpoint loader.*methods with one: agw, caj, mcja, mmn\."):
     checkpoints.load_pytorch(state_dict, config)
 
 
@@ -145,3 +145,10 @@ def test_checkpoints_and_inference_import_without_torch():
       'import vireid_jax.checkpoints, vireid_jax.inference\n'
   )
   subprocess.run([sys.executable, '-c', code], check=True, timeout=120)
+
+
+def test_export_of_a_model_no_method_builds_names_the_supported_ones():
+  class Unknown(nnx.Module):
+    pass
+  with pytest.raises(TypeError, match=r"supports ResNet and .*AGW.*MCJA.*got Unknown"):
+    checkpoints.to_pytorch_state_dict(Unknown())

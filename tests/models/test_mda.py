@@ -1,5 +1,6 @@
-"""MCJA's Modality Distribution Adapter against a transcription of the reference's
-`models/modules/mda.py` (spec mcja.md §2), in training and evaluation mode."""
+"""MCJA's Modality Distribution Adapter against the transcription of the reference's
+`models/modules/mda.py` in `torch_mcja_reference.py` (spec mcja.md §2), in training and
+evaluation mode."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -7,43 +8,17 @@ import pytest
 from flax import nnx
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402  (after the skip)
+from tests.models.torch_mcja_reference import MDA as ReferenceMDA  # noqa: E402
 
 from vireid_jax.models.mda import MDA  # noqa: E402
-
-
-class ReferenceMDA(nn.Module):
-  """The reference's MDA.forward, NCHW, line for line."""
-
-  def __init__(self, in_channels, inter_ratio=2, m_num=2):
-    super().__init__()
-    self.in_channels, self.inter_ratio, self.m_num = in_channels, inter_ratio, m_num
-    self.planes = in_channels // inter_ratio
-    self.sc_conv = nn.Conv2d(in_channels, m_num, kernel_size=1)
-    self.softmax = nn.Softmax(dim=-1)
-    self.ca_conv = nn.Conv1d(in_channels, in_channels, kernel_size=m_num, groups=in_channels,
-                             bias=False)
-    self.ca_bn = nn.BatchNorm1d(in_channels)
-    self.norm_bn = nn.BatchNorm2d(in_channels)
-    nn.init.constant_(self.norm_bn.weight, 0.0)
-    nn.init.constant_(self.norm_bn.bias, 0.0)
-
-  def forward(self, x):
-    batch, channel, height, width = x.size()
-    input_x = x.view(batch, channel, height * width).unsqueeze(1)
-    context_mask = self.sc_conv(x).view(batch, self.m_num, height * width)
-    context_mask = self.softmax(context_mask).unsqueeze(-1)
-    context = torch.matmul(input_x, context_mask).squeeze(-1).permute(0, 2, 1)
-    g = torch.sigmoid(self.ca_bn(self.ca_conv(context)))
-    return self.norm_bn(x * g.view(batch, channel, 1, 1).expand_as(x)) + x
 
 
 def copy_weights(reference, model):
   """The reference's parameters and statistics into our MDA (NHWC layouts)."""
   numpy = lambda tensor: jnp.asarray(tensor.detach().numpy())
-  model.mask.kernel[...] = numpy(reference.sc_conv.weight)[:, :, 0, 0].T
+  model.mask.kernel[...] = numpy(reference.sc_conv.weight).transpose(2, 3, 1, 0)
   model.mask.bias[...] = numpy(reference.sc_conv.bias)
-  model.aggregation[...] = numpy(reference.ca_conv.weight)[:, 0, :]
+  model.aggregation.kernel[...] = numpy(reference.ca_conv.weight).transpose(2, 1, 0)
   for ours, theirs in ((model.characteristics_norm, reference.ca_bn),
                        (model.output_norm, reference.norm_bn)):
     ours.scale[...] = numpy(theirs.weight)
@@ -102,8 +77,11 @@ def test_initialisation_is_pytorch_default():
   channels, maps = 64, 4
   model = MDA(channels, num_maps=maps, rngs=nnx.Rngs(2))
   kernel = np.asarray(model.mask.kernel[...])
-  assert kernel.shape == (channels, maps) and np.abs(kernel).max() <= 1 / np.sqrt(channels)
-  assert np.abs(model.aggregation[...]).max() <= 1 / np.sqrt(maps)
+  assert kernel.shape == (1, 1, channels, maps)
+  assert np.abs(kernel).max() <= 1 / np.sqrt(channels)
+  aggregation = np.asarray(model.aggregation.kernel[...])
+  assert aggregation.shape == (maps, 1, channels)
+  assert np.abs(aggregation).max() <= 1 / np.sqrt(maps)
   assert np.all(model.output_norm.scale[...] == 0) and np.all(model.output_norm.bias[...] == 0)
   assert np.all(model.characteristics_norm.scale[...] == 1)
   # Uniform draws over the whole bound, not a narrower one.

@@ -82,11 +82,11 @@ def full_agw(tmp_path_factory):
   net = reference.randomize_batchnorms(reference.EmbedNet(395), seed=1).eval()
   path = tmp_path_factory.mktemp('agw') / 'sysu_agw_p4_n8_lr_0.1_seed_0_best.t'
   _save_like_agw_train_py(net, path)
-  return net, checkpoints.load_pytorch(path, default.get_config())
+  return net, checkpoints.load_pytorch(path, default.get_config()), path
 
 
 def test_full_agw_imports_every_used_weight_exactly(full_agw):
-  net, model = full_agw
+  net, model, _ = full_agw
   assert model.num_classes == 395 and model.feature_dim == 2048
   theirs = net.state_dict()
   exported = checkpoints.to_pytorch_state_dict(model)
@@ -106,7 +106,7 @@ def test_full_agw_imports_every_used_weight_exactly(full_agw):
 
 
 def test_full_agw_eval_features_match_pytorch_for_both_modalities(full_agw):
-  net, model = full_agw
+  net, model, _ = full_agw
   images, torch_images = _images(0)
   for modal, modality in ((1, 'visible'), (2, 'infrared')):
     with torch.no_grad():
@@ -120,7 +120,7 @@ def test_full_agw_eval_features_match_pytorch_for_both_modalities(full_agw):
 
 
 def test_full_agw_training_forward_and_running_statistics_match_pytorch(full_agw):
-  net, model = full_agw
+  net, model, _ = full_agw
   net, model = copy.deepcopy(net).train(), nnx.clone(model)
   model.train()
   visible, torch_visible = _images(1, batch=2)
@@ -135,6 +135,61 @@ def test_full_agw_training_forward_and_running_statistics_match_pytorch(full_agw
   assert _relative_error(logits, torch_logits.detach().numpy()) <= 1e-3
   # PyTorch: momentum 0.1 and the unbiased batch variance, in all 64 BatchNorms used.
   _assert_running_statistics_equal(model, net)
+
+
+def test_caj_config_loads_the_authors_checkpoint_and_its_loss_equals_train_ext(full_agw):
+  """CAJ's train_ext.py saves AGW's checkpoint; its step's losses on an [A | B | IR] batch."""
+  from configs import caj as caj_configs
+  from tests.losses import torch_caj_reference
+  from vireid_jax.methods import caj
+  net, _, path = full_agw
+  model = checkpoints.load_pytorch(path, caj_configs.get_config('sysu'))
+  assert isinstance(model, AGW)
+  images, torch_images = _images(5, batch=2, height=288, width=144)
+  for modal, modality in ((1, 'visible'), (2, 'infrared')):
+    with torch.no_grad():
+      pool, bn = net(torch_images, torch_images, modal)
+    features = inference.extract_features(model, images, modality)
+    assert _relative_error(features['pool'], pool.numpy()) <= 1e-4, modality
+    assert _relative_error(features['bn'], bn.numpy()) <= 1e-4, modality
+
+  # One step of train_ext.py in training mode: x1 = [A; B] through the visible stem, x2 = IR.
+  net = copy.deepcopy(net).train()
+  model.train()
+  # The training-mode BatchNorms (the BNNeck's above all) amplify float32 rounding by about
+  # |x| / |x − batch mean|: eight slots of images that differ in brightness and contrast.
+  def distinct_images(seed):
+    rng = np.random.default_rng(seed)
+    images = (rng.normal(size=(8, 64, 32, 3)) * rng.uniform(0.3, 2.0, size=(8, 1, 1, 1))
+              + rng.uniform(-1.5, 1.5, size=(8, 1, 1, 3))).astype(np.float32)
+    return images, torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+  view_a, torch_a = distinct_images(6)
+  view_b, torch_b = distinct_images(7)
+  infrared, torch_infrared = distinct_images(8)
+  label_vis, label_ir = np.repeat(np.arange(4), 2), np.repeat([1, 0, 3, 2], 2)
+  feat, out0 = net(torch.cat((torch_a, torch_b), 0), torch_infrared)
+  labels = torch.from_numpy(np.concatenate([label_vis, label_vis, label_ir]))
+  loss_id = torch.nn.CrossEntropyLoss()(out0, labels)
+  n = out0.shape[0] // 3
+  loss_kl = torch_caj_reference.KLDivLoss()(out0.narrow(0, 0, n), out0.narrow(0, 2 * n, n))
+  loss_tri = torch_caj_reference.TripletLossADP(1, 1, 1)(feat, labels)
+  config = caj_configs.get_config('sysu')
+  config.loss.kl_weight = 0.5     # the term must be exact when it is used
+  batch = {'visible': view_a, 'visible_augmented': view_b, 'infrared': infrared,
+           'visible_labels': label_vis.astype(np.int32),
+           'infrared_labels': label_ir.astype(np.int32)}
+  total, metrics = caj.loss_fn(model, batch, config.loss)
+  expected = {'identity_loss': loss_id, 'triplet_loss': loss_tri, 'kl_loss': loss_kl,
+              'loss': loss_id + loss_tri + 0.5 * loss_kl}
+  # The logits of the two networks agree to ~1.6e-4 after 50 training-mode BatchNorms in
+  # float32; the KL of these near-uniform softened distributions is quadratic in the logit
+  # differences and doubles that (it equals the transcription to 1e-5 on given logits:
+  # tests/losses/test_caj_losses.py).
+  tolerances = {'kl_loss': 5e-4}
+  for name, value in expected.items():
+    np.testing.assert_allclose(float(metrics[name]), value.item(),
+                               rtol=tolerances.get(name, 1e-4), err_msg=name)
+  np.testing.assert_allclose(float(total), expected['loss'].item(), rtol=1e-4)
 
 
 # ------------------------------------------------------------------- full-width ResNet-50

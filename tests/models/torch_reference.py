@@ -225,12 +225,13 @@ class EmbedNet(nn.Module):
     return x_pool / x_pool.norm(dim=1, keepdim=True), feat / feat.norm(dim=1, keepdim=True)
 
 
-def randomize_batchnorms(module, seed):
+def randomize_batchnorms(module, seed, bnneck='bottleneck'):
   """Gives every BatchNorm non-trivial γ, β and running statistics.
 
   Fresh BNs (γ = 1, β = 0, mean 0, var 1) would hide a swapped or misplaced
-  statistic; the non-local blocks' zero γ would make them the identity. The
-  BNNeck's β stays 0: the reference never trains it.
+  statistic; the non-local blocks' (and MCJA's MDAs') zero γ would make them the
+  identity. The BNNeck's β (the module named ``bnneck``) stays 0: the references
+  never train it.
   """
   generator = torch.Generator().manual_seed(seed)
   with torch.no_grad():
@@ -240,6 +241,6 @@ def randomize_batchnorms(module, seed):
         child.weight.copy_(0.5 + torch.rand(shape, generator=generator))
         child.running_mean.copy_(0.1 * torch.randn(shape, generator=generator))
         child.running_var.copy_(0.5 + torch.rand(shape, generator=generator))
-        if name != 'bottleneck':
+        if name != bnneck:
           child.bias.copy_(0.1 * torch.randn(shape, generator=generator))
   return module

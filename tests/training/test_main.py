@@ -2,44 +2,22 @@
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 
 import numpy as np
 import pytest
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# A tiny but complete experiment: the synthetic dataset in SYSU-MM01's layout, a narrow
-# ResNet-18, three short epochs, two evaluation trials.
-TINY_CONFIG = textwrap.dedent("""
-    from configs import synthetic
-    import ml_collections
-
-    def get_config():
-      config = synthetic.get_config()
-      config.data.root = {root!r}
-      config.data.tfds_dir = {tfds_dir!r}
-      config.data.synthetic = dict(seed=1, num_train_ids=8, num_val_ids=2, num_test_ids=4,
-                                   images_per_camera=(1, 2), image_height=48, image_width=24)
-      config.data.image_height = 48
-      config.data.image_width = 24
-      config.data.ids_per_batch = 4
-      config.data.images_per_id = 2
-      config.data.eval_batch_size = 16
-      config.model.width = 8
-      config.train.num_epochs = 3
-      config.train.steps_per_epoch = 3
-      config.train.log_every_steps = 1
-      config.optim.warmup_epochs = 1
-      config.optim.milestones = (2,)
-      config.eval.num_trials = 2
-    {extra}
-      return config
-    """)
+from tests.training.main_runs import (  # noqa: F401  (compilation_cache: autouse fixture)
+    REPO_ROOT,
+    assert_same_run,
+    compilation_cache,
+    console_lines,
+    final_arrays,
+    kill_mid_epoch_and_resume,
+    run_main,
+    tensorboard_scalars,
+    write_config,
+)
 
 # The same experiment with the loop-testing method of `toy_method.py`.
 TOY_EXTRA = """
@@ -70,40 +48,6 @@ TOY_DA_EXTRA = """
 """
 
 
-def write_config(folder, name, extra=""):
-  path = folder / name
-  path.write_text(TINY_CONFIG.format(root=str(folder / "raw"), tfds_dir=str(folder / "tfds"),
-                                     extra=textwrap.indent(textwrap.dedent(extra), "  ")))
-  return path
-
-
-COMPILATION_CACHE = {"directory": ""}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def compilation_cache(tmp_path_factory):
-  COMPILATION_CACHE["directory"] = str(tmp_path_factory.mktemp("xla_cache"))
-
-
-def run_main(config_path, workdir, *extra, background=False, devices=1, cwd=REPO_ROOT):
-  command = [sys.executable, "-m", "vireid_jax.main", f"--config={config_path}",
-             f"--workdir={workdir}", *extra]
-  # Compiling dominates these tiny runs: XLA's optimisations cost more than they save, and the
-  # runs share a persistent compilation cache (the same programs recur from run to run).
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-             PYTHONPATH=os.pathsep.join([REPO_ROOT, os.environ.get("PYTHONPATH", "")]),
-             JAX_DISABLE_MOST_OPTIMIZATIONS="true",
-             JAX_COMPILATION_CACHE_DIR=COMPILATION_CACHE["directory"],
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-  if devices > 1:
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  if background:
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-  return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                        timeout=600)
-
-
 @pytest.fixture(scope="module")
 def tiny_experiment(tmp_path_factory):
   folder = tmp_path_factory.mktemp("experiment")
@@ -132,56 +76,6 @@ def test_main_job_prints_tables_and_writes_results(tiny_experiment):
   # One checkpoint per epoch; the newest ones are kept.
   assert sorted(int(name) for name in os.listdir(workdir / "checkpoints")
                 if name.isdigit()) == [3, 6, 9]
-
-
-def final_arrays(workdir, step=9):
-  """The arrays of one checkpoint as a flat {path: NumPy array}, placed on one device whatever
-  mesh wrote them (the target is built from the checkpoint's own metadata)."""
-  import jax
-  import orbax.checkpoint as ocp
-  path = os.path.abspath(workdir / "checkpoints" / str(step) / "default")
-  checkpointer = ocp.StandardCheckpointer()
-  metadata = checkpointer.metadata(path).item_metadata
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
-                                                          sharding=device),
-                        metadata.tree if hasattr(metadata, "tree") else metadata)
-  restored = checkpointer.restore(path, target)
-  return {jax.tree_util.keystr(path): np.asarray(leaf)
-          for path, leaf in jax.tree_util.tree_leaves_with_path(restored)}
-
-
-def kill_mid_epoch_and_resume(config_path, workdir, *extra, kill_after_step=4):
-  """Starts a run, SIGKILLs it once step `kill_after_step` (4: the middle of the second epoch)
-  is saved, and runs it again to the end in the same workdir."""
-  every_step = "--config.train.checkpoint_every_steps=1"
-  process = run_main(config_path, workdir, every_step, *extra, background=True)
-  mid_epoch_checkpoint = workdir / "checkpoints" / str(kill_after_step)
-  deadline = time.time() + 300
-  while (not mid_epoch_checkpoint.exists() and process.poll() is None
-         and time.time() < deadline):
-    time.sleep(0.02)
-  process.send_signal(signal.SIGKILL)
-  output, _ = process.communicate()
-  assert process.returncode == -signal.SIGKILL, output
-  assert not (workdir / "results.json").exists()
-  steps_left = sorted(int(name) for name in os.listdir(workdir / "checkpoints")
-                      if name.isdigit())
-  assert kill_after_step <= max(steps_left) < 9
-  resumed = run_main(config_path, workdir, every_step, *extra)
-  assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-  return resumed
-
-
-def assert_same_run(uninterrupted, resumed, min_arrays=1):
-  """Same results.json and byte-identical arrays in the final checkpoint."""
-  assert json.loads((resumed / "results.json").read_text()) == json.loads(
-      (uninterrupted / "results.json").read_text())
-  expected, actual = final_arrays(uninterrupted), final_arrays(resumed)
-  assert expected.keys() == actual.keys() and len(expected) >= min_arrays
-  for name, value in expected.items():
-    assert value.dtype == actual[name].dtype
-    assert value.tobytes() == actual[name].tobytes(), name
 
 
 def test_run_killed_mid_epoch_resumes_bit_identically(tiny_experiment):
@@ -262,18 +156,6 @@ def test_workdir_with_another_training_config_is_refused_unless_overridden(tiny_
   assert (uninterrupted / "config.json").read_text() == recorded
 
 
-def test_trains_and_evaluates_on_eight_devices(tiny_experiment, tmp_path):
-  _, config_path, _, _ = tiny_experiment
-  # One epoch: compiling for the 8-device mesh is the cost; more steps add nothing here.
-  completed = run_main(config_path, tmp_path / "eight", "--config.eval.before_training=False",
-                       "--config.train.num_epochs=1", devices=8)
-  assert completed.returncode == 0, completed.stderr[-3000:]
-  assert "Devices: 8 x cpu in 1 process(es)" in completed.stdout
-  results = json.loads((tmp_path / "eight" / "results.json").read_text())
-  assert results["step"] == 3
-  assert all(0.0 <= summary["mean"]["mAP"] <= 1.0 for summary in results["trained"])
-
-
 @pytest.fixture(scope="module")
 def toy_config(tiny_experiment):
   folder = tiny_experiment[0]
@@ -291,62 +173,6 @@ def test_non_finite_loss_stops_naming_step_and_terms_and_keeps_last_checkpoint(t
   steps = sorted(int(name) for name in os.listdir(workdir / "checkpoints") if name.isdigit())
   assert steps == [1, 2, 3, 4]
   assert not (workdir / "results.json").exists()
-
-
-DATASET_CONFIGS = {
-    "regdb": ("synthetic_regdb.py", "dict(seed=1, num_ids=12, images_per_id=4, "
-              "image_height=48, image_width=24)",
-              {"regdb_visible_to_thermal", "regdb_thermal_to_visible"}),
-    "llcm": ("synthetic_llcm.py", "dict(seed=1, num_train_ids=8, num_test_ids=4, "
-             "images_per_camera=(1, 2), image_height=48, image_width=24)",
-             {"llcm_ir_to_vis", "llcm_vis_to_ir_swapped"}),
-}
-
-
-@pytest.mark.parametrize("dataset", sorted(DATASET_CONFIGS))
-def test_every_dataset_config_runs_end_to_end_on_its_synthetic_counterpart(dataset, tmp_path):
-  config_file, synthetic_options, protocols = DATASET_CONFIGS[dataset]
-  config_path = tmp_path / f"tiny_{dataset}.py"
-  config_path.write_text(textwrap.dedent(f"""
-      from configs import {config_file[:-3]} as experiment
-
-      def get_config():
-        config = experiment.get_config()
-        config.data.root = {str(tmp_path / 'raw')!r}
-        config.data.tfds_dir = {str(tmp_path / 'tfds')!r}
-        config.data.synthetic = {synthetic_options}
-        config.data.image_height = 48
-        config.data.image_width = 24
-        config.data.ids_per_batch = 4
-        config.data.images_per_id = 2
-        config.data.eval_batch_size = 16
-        config.model.width = 8
-        config.train.num_epochs = 1
-        config.train.steps_per_epoch = 2
-        config.optim.warmup_epochs = 1
-        config.eval.num_trials = 2
-        config.eval.before_training = False
-        return config
-      """))
-  completed = run_main(config_path, tmp_path / "run")
-  assert completed.returncode == 0, completed.stderr[-3000:]
-  results = json.loads((tmp_path / "run" / "results.json").read_text())
-  assert {summary["protocol"] for summary in results["trained"]} == protocols
-  assert all(0.0 <= summary["mean"]["mAP"] <= 1.0 for summary in results["trained"])
-  figures = os.listdir(tmp_path / "run" / "figures" / "trained")
-  assert "cmc.png" in figures
-  assert any(name.startswith("ranking_") and name.endswith(".png") for name in figures)
-
-
-def tensorboard_scalars(folder):
-  """{tag: [(step, value), ...]} of every event file in `folder` (read with TensorFlow)."""
-  import tensorflow as tf
-  scalars = {}
-  for name in sorted(os.listdir(folder)):
-    for event in tf.compat.v1.train.summary_iterator(str(folder / name)):
-      for value in event.summary.value:
-        scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
-  return scalars
 
 
 def uninterrupted_toy_run(tiny_experiment, name, extra):
@@ -439,12 +265,6 @@ def test_domain_adaptation_killed_mid_epoch_resumes_bit_identically(toy_da_run, 
   # Same batches, labels and parameters; the epoch hook ran once per epoch, not again on resume.
   assert_same_run(uninterrupted, workdir, min_arrays=6)
   np.testing.assert_array_equal(final_arrays(workdir)["['hook_calls']"], [1, 1, 1])
-
-
-def console_lines(completed):
-  """What a person sees, without the progress bar's redrawn line."""
-  lines = (completed.stdout + completed.stderr).replace("\r", "\n").splitlines()
-  return [line for line in lines if line.strip() and not line.startswith("train:")]
 
 
 def test_the_console_shows_what_a_person_reads_and_the_log_file_the_rest(tiny_experiment):

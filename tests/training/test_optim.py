@@ -38,7 +38,7 @@ def test_two_groups_match_pytorch_sgd_by_hand():
   params = {"classifier": {"kernel": jnp.array(2.0)}, "layer1": {"kernel": jnp.array(-1.0)}}
   groups = (optim.ParamGroup("head", r"^classifier\.", 1.0),
             optim.ParamGroup("backbone", None, 0.1))
-  tx = optim.sgd(agw_optim_config(), steps_per_epoch=1, groups=groups)
+  tx = optim.build(agw_optim_config(), steps_per_epoch=1, groups=groups)
   state = tx.init(params)
   grads = {"classifier": {"kernel": jnp.array(0.5)}, "layer1": {"kernel": jnp.array(0.25)}}
 
@@ -82,8 +82,42 @@ def test_a_parameter_in_no_group_is_named():
 
 def test_each_group_runs_at_its_scale_of_the_schedule():
   params = {"a": jnp.zeros(()), "b": jnp.zeros(())}
-  tx = optim.sgd(agw_optim_config(weight_decay=0.0, momentum=0.0, nesterov=False), 1,
+  tx = optim.build(agw_optim_config(weight_decay=0.0, momentum=0.0, nesterov=False), 1,
                  (optim.ParamGroup("a", "^a$", 1.0), optim.ParamGroup("b", None, 0.25)))
   updates, _ = tx.update({"a": jnp.ones(()), "b": jnp.ones(())}, tx.init(params), params)
   # Epoch 0 of the warm-up: 0.01 for the base group.
   np.testing.assert_allclose([updates["a"], updates["b"]], [-0.01, -0.0025], rtol=1e-6)
+
+
+def test_adam_is_pytorch_adam_with_coupled_weight_decay():
+  torch = pytest.importorskip("torch")
+  rng = np.random.default_rng(0)
+  weight, bias = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+  config = ml_collections.ConfigDict(dict(
+      name="adam", base_lr=3.5e-4, weight_decay=5e-4, beta1=0.9, beta2=0.999, eps=1e-8,
+      warmup_epochs=0, milestones=(80, 120), decay=0.1))
+  tx = optim.build(config, steps_per_epoch=5)
+  params = {"weight": jnp.asarray(weight), "bias": jnp.asarray(bias)}
+  state = tx.init(params)
+  torch_weight = torch.nn.Parameter(torch.from_numpy(weight.copy()))
+  torch_bias = torch.nn.Parameter(torch.from_numpy(bias.copy()))
+  torch_adam = torch.optim.Adam([torch_weight, torch_bias], lr=3.5e-4, betas=(0.9, 0.999),
+                                eps=1e-8, weight_decay=5e-4)
+  for step in range(4):
+    # Gradients of very different sizes: the coupled decay is rescaled with the gradient.
+    grads = {"weight": rng.normal(size=(3, 4)).astype(np.float32) * 10.0 ** -step,
+             "bias": rng.normal(size=4).astype(np.float32) * 1e-3}
+    updates, state = tx.update({k: jnp.asarray(v) for k, v in grads.items()}, state, params)
+    params = optax.apply_updates(params, updates)
+    torch_weight.grad = torch.from_numpy(grads["weight"])
+    torch_bias.grad = torch.from_numpy(grads["bias"])
+    torch_adam.step()
+    np.testing.assert_allclose(params["weight"], torch_weight.detach().numpy(), rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_allclose(params["bias"], torch_bias.detach().numpy(), rtol=1e-6,
+                               atol=1e-7)
+
+
+def test_an_unknown_optimiser_name_names_the_choices():
+  with pytest.raises(ValueError, match=r"config.optim.name='lamb'.*adam.*sgd"):
+    optim.build(agw_optim_config(name="lamb"), 1)

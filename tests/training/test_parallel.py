@@ -1,4 +1,4 @@
-"""Data parallelism: one AGW step on 8 simulated CPU devices equals the step on one device.
+"""Data parallelism: each method's steps on 8 simulated CPU devices equal the steps on one.
 
 The device count of the CPU platform is fixed when JAX starts, so the comparison runs in a
 subprocess started with `XLA_FLAGS=--xla_force_host_platform_device_count=8`; it builds one
@@ -23,8 +23,8 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
     import json
     import jax
     import numpy as np
-    from configs import synthetic
-    from vireid_jax.methods import agw
+    from configs import caj, mcja, mmn, synthetic
+    from vireid_jax import methods
     from vireid_jax.methods.base import DataInfo
     from vireid_jax.training import loop, parallel
 
@@ -32,47 +32,78 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
     jax.config.update("jax_disable_most_optimizations", True)
     assert jax.device_count() == 8, jax.devices()
     rng = np.random.default_rng(0)
-    batch = {
+    labels = np.repeat(np.arange(4), 2).astype(np.int32)
+    two_stream = {
         "visible": rng.normal(size=(8, 64, 32, 3)).astype(np.float32),
         "infrared": rng.normal(size=(8, 64, 32, 3)).astype(np.float32),
-        "visible_labels": np.repeat(np.arange(4), 2).astype(np.int32),
-        "infrared_labels": np.repeat(np.arange(4), 2).astype(np.int32),
+        "visible_labels": labels, "infrared_labels": labels,
     }
+    # CAJ's three views; MCJA's mixed batch (16 rows: 2 per device), in the samplers' order.
+    three_views = dict(two_stream,
+                       visible_augmented=rng.normal(size=(8, 64, 32, 3)).astype(np.float32))
+    mixed = {"images": rng.normal(size=(16, 64, 32, 3)).astype(np.float32),
+             "labels": np.repeat(np.arange(4), 4).astype(np.int32),
+             "modalities": np.tile([0, 1], 8).astype(np.int32)}
 
-    def max_relative(a, b):
-      # Largest difference of a leaf, relative to that leaf's largest magnitude.
-      return max(float(np.max(np.abs(x - y)) / (np.max(np.abs(x)) + 1e-12))
-                 for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-    report = {}
-    for dtype in ("float32", "bfloat16"):
-      config = synthetic.get_config()
+    def config_of(module, dtype="float32"):
+      config = module.get_config("synthetic") if module is not synthetic else module.get_config()
       config.model.width = 8
       config.model.dtype = dtype
+      return config
+
+    def flat(tree):
+      return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+
+    report = {}
+    for case, config, batch in (("agw", config_of(synthetic), two_stream),
+                                ("agw_bfloat16", config_of(synthetic, "bfloat16"), two_stream),
+                                ("caj", config_of(caj), three_views),
+                                ("mcja", config_of(mcja), mixed),
+                                ("mmn", config_of(mmn), two_stream)):
       outputs = {}
-      for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
+      # bfloat16: the 8-device mesh only, against float32 (the 1-device comparison is float32's).
+      meshes = (("one", jax.devices()[:1]), ("eight", jax.devices()))
+      for name, devices in meshes[1:] if case == "agw_bfloat16" else meshes:
         mesh = parallel.make_mesh(devices)
-        method = agw.AGWMethod(config)
+        method = methods.resolve(config)
         data_info = DataInfo(num_classes=4, num_visible=8, num_infrared=8, steps_per_epoch=10)
         state = parallel.replicate(method.create_state(data_info), mesh)
         step = loop.jit_train_step(method, mesh)
         global_batch = parallel.global_batch(batch, mesh)
-        assert len(global_batch["visible"].sharding.device_set) == len(devices)
-        losses = []
+        assert all(len(value.sharding.device_set) == len(devices)
+                   for value in global_batch.values())
+        metrics = []
         for _ in range(2):
-          state, metrics = step(state, global_batch)
-          losses.append(float(metrics["loss"]))
+          state, step_metrics = step(state, global_batch)
+          metrics.append({key: float(value) for key, value in step_metrics.items()})
         outputs[name] = dict(
             params=jax.device_get(state.net.params),
             stats=jax.device_get(state.net.batch_stats),
-            losses=losses, loss_dtype=str(metrics["loss"].dtype),
-            param_devices=len(
-                state.net.params["bottleneck"]["scale"].value.sharding.device_set))
+            metrics=metrics, loss_dtype=str(step_metrics["loss"].dtype),
+            param_devices=len(jax.tree.leaves(state.net.params)[0].sharding.device_set))
+      if case == "agw_bfloat16":
+        eight = outputs["eight"]
+        report[case] = {
+            "metrics": eight["metrics"], "loss_dtype": eight["loss_dtype"],
+            "param_dtypes": sorted({str(x.dtype) for x in jax.tree.leaves(eight["params"])}),
+            "stat_dtypes": sorted({str(x.dtype) for x in jax.tree.leaves(eight["stats"])})}
+        continue
       one, eight = outputs["one"], outputs["eight"]
-      report[dtype] = {
-          "losses": [one["losses"], eight["losses"]],
-          "params": max_relative(one["params"], eight["params"]),
-          "batch_stats": max_relative(one["stats"], eight["stats"]),
+      one_params, eight_params = flat(one["params"]), flat(eight["params"])
+      one_stats, eight_stats = flat(one["stats"]), flat(eight["stats"])
+      # Parameter differences in units of the largest parameter update (SGD) or of the
+      # learning rate (Adam divides each gradient by its own size, so an element whose
+      # gradient is at float32 rounding level moves by up to lr either way on either mesh).
+      params_before = flat(method.create_state(data_info).net.params)
+      update_scale = (config.optim.base_lr if config.optim.name == "adam"
+                      else np.abs(one_params - params_before).max())
+      difference = np.abs(one_params - eight_params) / update_scale
+      report[case] = {
+          "metrics": [one["metrics"], eight["metrics"]],
+          "params_max": float(difference.max()),
+          "params_over_one_percent": float(np.mean(difference > 1e-2)),
+          "batch_stats": float(np.max(np.abs(one_stats - eight_stats)
+                                      / (np.abs(one_stats) + 1e-3))),
           "param_devices": [one["param_devices"], eight["param_devices"]],
           "param_dtypes": sorted({str(x.dtype) for x in jax.tree.leaves(eight["params"])}),
           "stat_dtypes": sorted({str(x.dtype) for x in jax.tree.leaves(eight["stats"])}),
@@ -84,9 +115,10 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def eight_device_steps():
-  """Two AGW steps in float32 and in bfloat16, each on a 1-device and an 8-device mesh."""
+  """Two steps of AGW (float32 and bfloat16), CAJ, MCJA and MMN, each on a 1-device and an
+  8-device mesh, in one subprocess (the CPU device count is fixed when JAX starts)."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
+             CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu", PYTHONPATH=REPO_ROOT)
   completed = subprocess.run([sys.executable, "-c", STEP_ON_TWO_MESHES], cwd=REPO_ROOT,
                              env=env, capture_output=True, text=True, timeout=900)
   assert completed.returncode == 0, completed.stderr[-3000:]
@@ -94,32 +126,40 @@ def eight_device_steps():
   return json.loads(line[len("RESULT "):])
 
 
-def test_step_on_eight_devices_equals_the_step_on_one(eight_device_steps):
-  result = eight_device_steps["float32"]
-  for one_loss, eight_loss in zip(*result["losses"]):
-    assert abs(one_loss - eight_loss) <= 1e-5 * abs(one_loss)
-  # Two SGD updates; only the order of the cross-device sums differs. The worst leaf is the
-  # bias of a width-1 non-local projection, whose gradient sums thousands of nearly
-  # cancelling float32 terms (about 1e-4 relative); every other leaf agrees to ~1e-6.
-  assert result["params"] < 5e-4
-  assert result["batch_stats"] < 1e-4
+@pytest.mark.parametrize("case", ["agw", "caj", "mcja", "mmn"])
+def test_steps_on_eight_devices_equal_the_steps_on_one(eight_device_steps, case):
+  result = eight_device_steps[case]
+  one, eight = result["metrics"]
+  # Both steps: the second after an update, so the updated parameters agree too. The losses
+  # and the BatchNorms see the global batch on either mesh.
+  for one_step, eight_step in zip(one, eight):
+    for name, value in one_step.items():
+      if name != "accuracy":
+        assert abs(value - eight_step[name]) <= 1e-4 * max(abs(value), 1e-3), (name, result)
+  # Only the order of the cross-device sums differs. SGD: every element within 1 % of the
+  # largest update (the worst is the bias of a width-1 non-local projection, whose gradient
+  # sums thousands of nearly cancelling terms). Adam: elements whose gradient is at rounding
+  # level may move by up to the learning rate either way, a handful in 10^5.
+  assert result["params_over_one_percent"] < 1e-4, result
+  assert result["params_max"] <= (4.0 if case == "mcja" else 5e-2), result
+  assert result["batch_stats"] < 1e-3, result
   # The state is replicated on every device of the mesh.
   assert result["param_devices"] == [1, 8]
 
 
 def test_bfloat16_compute_keeps_float32_parameters_statistics_and_losses(eight_device_steps):
-  result = eight_device_steps["bfloat16"]
+  result = eight_device_steps["agw_bfloat16"]
   assert result["param_dtypes"] == ["float32"]
   assert result["stat_dtypes"] == ["float32"]
   assert result["loss_dtype"] == "float32"
-  # The first step's loss (same parameters on both meshes) agrees to bfloat16 rounding, and
-  # with the float32 model's; after an update, bfloat16 rounding of different partial sums
-  # makes the meshes drift apart a little more.
-  (one_first, one_second), (eight_first, eight_second) = result["losses"]
-  float32_first = eight_device_steps["float32"]["losses"][0][0]
-  assert abs(one_first - eight_first) <= 1e-2 * abs(one_first)
-  assert abs(one_first - float32_first) <= 2e-2 * abs(float32_first)
-  assert np.isfinite(one_second) and abs(one_second - eight_second) <= 5e-2 * abs(one_second)
+  # On 8 devices the first step's loss (the same parameters) agrees with the float32 model's
+  # to bfloat16 rounding; the second comes after an update at the demo's rate of 0.1 from
+  # scratch, which bfloat16 gradients change by a few per cent: finite and within 20 %.
+  first, second = (step["loss"] for step in result["metrics"])
+  float32_first, float32_second = (
+      step["loss"] for step in eight_device_steps["agw"]["metrics"][1])
+  assert abs(first - float32_first) <= 2e-2 * abs(float32_first)
+  assert np.isfinite(second) and abs(second - float32_second) <= 0.2 * abs(float32_second)
 
 
 def test_indivisible_batch_names_the_config_key():

@@ -64,7 +64,7 @@ class ToyGan(base.Method):
     generator = Generator(data_info.num_classes, rngs=rngs)
     discriminator = Discriminator(rngs=rngs)
     # G's head (neck + classifier) at the base rate, its translator at a tenth of it.
-    generator_tx = optim.sgd(self.config.optim, data_info.steps_per_epoch, (
+    generator_tx = optim.build(self.config.optim, data_info.steps_per_epoch, (
         optim.ParamGroup("head", r"^(neck|classify)\.", 1.0),
         optim.ParamGroup("rest", None, 0.1)))
     return GanState(step=base.initial_step(),

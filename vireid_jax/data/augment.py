@@ -455,25 +455,40 @@ def spectrum_jitter(images: tf.Tensor, channels: tf.Tensor, factors: tf.Tensor) 
   return pil_blend(copy_channel(images, channels), images, factors)
 
 
-# The four branches of MCJA's RandomChoice (spec mcja §1.1 step 2).
+# The four branches of MCJA's RandomChoice (spec mcja §1.1 step 2), in order, and their names
+# in `config.data.vimc_branches`.
 VIMC_HUE, VIMC_WEIGHTED_GREY, VIMC_CUTMIX, VIMC_SPECTRUM = range(4)
+VIMC_BRANCHES = ("hue", "weighted_grey", "channel_cutmix", "spectrum_jitter")
+
+
+def vimc_branch_switches(branches) -> tuple[bool, bool, bool, bool]:
+  """`config.data.vimc_branches` ({name: bool} over `VIMC_BRANCHES`) as four switches."""
+  unknown = sorted(set(branches) - set(VIMC_BRANCHES))
+  if unknown:
+    raise ValueError(f"config.data.vimc_branches: unknown branches {unknown}; the four are "
+                     f"{', '.join(VIMC_BRANCHES)}.")
+  return tuple(bool(branches.get(name, True)) for name in VIMC_BRANCHES)
 
 
 def vimc(images: tf.Tensor, seed: tf.Tensor, *, visible: tf.Tensor | None = None,
-         cutmix_hw_swap: bool = True, rows: Rows | None = None) -> tf.Tensor:
+         cutmix_hw_swap: bool = True, switches: tuple[bool, ...] = (True,) * 4,
+         rows: Rows | None = None) -> tf.Tensor:
   """MCJA's colour step for visible images: hue jitter or the VIMC (spec mcja §1.1–1.2).
 
   Each image draws one of four branches uniformly, each applied with probability 1/2:
   hue jitter (factor U(-0.2, 0.2)), Weighted Grayscale (convex weights u_k / sum u),
   Channel CutMix (an ordered pair of distinct channels, `channel_cutmix_boxes`), Spectrum
   Jitter (channel uniform, factor U(0, 1)). Images with `visible` False pass unchanged (MCJA's
-  infrared pipeline has no such step). uint8 [B, H, W, 3] → uint8.
+  infrared pipeline has no such step). A branch switched off in `switches` is the identity but
+  keeps its 1/4 share of the choice, as the reference's flags do. uint8 [B, H, W, 3] → uint8.
 
   Args:
     images: [B, H, W, 3] uint8.
     seed: [2] int32.
     visible: [B] bool, which images are visible; None: all.
     cutmix_hw_swap: the reference's Channel CutMix bug (True) or the corrected box (False).
+    switches: which of hue, weighted grey, channel cutmix, spectrum jitter run (in that order;
+      `vimc_branch_switches`).
     rows: which rows of the global batch `images` are.
   """
   rows = _rows_of(images, rows)
@@ -497,7 +512,7 @@ def vimc(images: tf.Tensor, seed: tf.Tensor, *, visible: tf.Tensor | None = None
 
   def take(values, positions):
     return tf.gather(values, positions)
-  branches = (
+  transforms = (
       (VIMC_HUE, lambda x, i: adjust_hue(x, take(shifts, i))),
       (VIMC_WEIGHTED_GREY, lambda x, i: weighted_grayscale(x, take(grey_weights, i))),
       (VIMC_CUTMIX, lambda x, i: channel_cutmix(
@@ -505,8 +520,9 @@ def vimc(images: tf.Tensor, seed: tf.Tensor, *, visible: tf.Tensor | None = None
       (VIMC_SPECTRUM, lambda x, i: spectrum_jitter(x, take(spectrum_channel, i),
                                                    take(spectrum_factor, i))))
   out = images
-  for index, transform in branches:
-    out = _transform_rows(out, apply & (branch == index), transform)
+  for index, transform in transforms:
+    if switches[index]:
+      out = _transform_rows(out, apply & (branch == index), transform)
   return out
 
 
@@ -533,6 +549,8 @@ class ViewOptions:
       `config.data.random_erasing`).
     cutmix_hw_swap: the "mcja" recipe's Channel CutMix bug switch (`channel_cutmix_boxes`;
       `config.data.vimc_cutmix_hw_swap`).
+    vimc_switches: the "mcja" recipe's VIMC branches on or off (`vimc_branch_switches` of
+      `config.data.vimc_branches`).
     visible: [B] bool for "mcja": which images get the VIMC; None: all.
     rows: which rows of the global batch the images are.
   """
@@ -540,6 +558,7 @@ class ViewOptions:
   pad: int
   random_erasing: str = "none"
   cutmix_hw_swap: bool = True
+  vimc_switches: tuple[bool, ...] = (True,) * 4
   visible: tf.Tensor | None = None
   rows: Rows | None = None
 
@@ -634,11 +653,13 @@ def mcja_view(images, seed, options):
   return geometric_view(
       images, seed, options, erasing="mcja", fill=127,
       pre=lambda x, seeds: vimc(x, seeds[3], visible=options.visible,
-                                cutmix_hw_swap=options.cutmix_hw_swap, rows=options.rows))
+                                cutmix_hw_swap=options.cutmix_hw_swap,
+                                switches=options.vimc_switches, rows=options.rows))
 
 
 def train_view(images: tf.Tensor, seed: tf.Tensor, recipe: str, *, pad: int,
                random_erasing_variant: str = "none", cutmix_hw_swap: bool = True,
+               vimc_switches: tuple[bool, ...] = (True,) * 4,
                visible: tf.Tensor | None = None, rows: Rows | None = None) -> tf.Tensor:
   """One training view of a batch: uint8 [B, H, W, 3] → float32 normalised [B, H, W, 3].
 
@@ -646,13 +667,15 @@ def train_view(images: tf.Tensor, seed: tf.Tensor, recipe: str, *, pad: int,
     images: [B, H, W, 3] uint8.
     seed: [2] int32 seed of this batch and view.
     recipe: a name in `RECIPES`.
-    pad, random_erasing_variant, cutmix_hw_swap, visible, rows: see `ViewOptions`.
+    pad, random_erasing_variant, cutmix_hw_swap, vimc_switches, visible, rows: see
+      `ViewOptions`.
   """
   if recipe not in RECIPES:
     raise ValueError(f"Unknown augmentation recipe {recipe!r}; expected one of "
                      f"{sorted(RECIPES)}.")
   options = ViewOptions(pad=pad, random_erasing=random_erasing_variant,
-                        cutmix_hw_swap=cutmix_hw_swap, visible=visible,
+                        cutmix_hw_swap=cutmix_hw_swap, vimc_switches=tuple(vimc_switches),
+                        visible=visible,
                         rows=_rows_of(images, rows))
   return RECIPES[recipe](images, seed, options)
 

@@ -88,7 +88,7 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
   Args:
     train: the training split in memory (the labelled source for domain adaptation).
     data_config: `config.data`: sampler, augmentation, ids_per_batch, images_per_id, pad,
-      random_erasing, vimc_cutmix_hw_swap, target_sampler, redraw_source_plan.
+      random_erasing, vimc_cutmix_hw_swap, vimc_branches, target_sampler, redraw_source_plan.
     seed: the config seed.
     epoch: 0-based epoch.
     start_batch: first batch to yield.
@@ -129,6 +129,7 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
   pad = data_config.pad
   erasing = data_config.get("random_erasing", "none")
   cutmix_hw_swap = data_config.get("vimc_cutmix_hw_swap", True)
+  vimc_switches = augment.vimc_branch_switches(data_config.get("vimc_branches", {}))
   image_shape = train.images.shape[1:]
 
   def gather(batch_index):
@@ -165,6 +166,7 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
       batch[key] = augment.train_view(
           stream_images, batch_seeds[view_index], recipe, pad=pad,
           random_erasing_variant=erasing, cutmix_hw_swap=cutmix_hw_swap,
+          vimc_switches=vimc_switches,
           visible=tf.equal(modalities, VISIBLE), rows=rows)
     return batch
 

@@ -1,6 +1,8 @@
-"""Losses: identity cross-entropy, the AGW / CAJ triplet losses, MCJA's retrieval loss."""
+"""Losses: identity cross-entropy and CAJ's softened KL, the AGW / CAJ triplet losses, MCJA's
+retrieval loss, MMN's distribution consistency loss."""
 
-from vireid_jax.losses.identity import cross_entropy
+from vireid_jax.losses.distribution import distribution_consistency_loss
+from vireid_jax.losses.identity import cross_entropy, softened_kl_divergence
 from vireid_jax.losses.metric import (
     adaptive_weighted_triplet,
     hard_mining_triplet,
@@ -13,7 +15,9 @@ __all__ = [
     'adaptive_weighted_triplet',
     'cross_entropy',
     'cross_modality_retrieval',
+    'distribution_consistency_loss',
     'hard_mining_triplet',
     'pairwise_euclidean',
+    'softened_kl_divergence',
     'weighted_regularized_triplet',
 ]

@@ -13,7 +13,8 @@ A module names its method class in its `METHOD` attribute.
 Adding a method adds files only:
   1. `vireid_jax/methods/<name>.py`: the paper's method section as code (model, each loss with
      its weight, the order of updates) and `METHOD = <its Method subclass>`;
-  2. `configs/<dataset>_<name>.py`: its config, setting `config.method = "<name>"`, its
+  2. `configs/<name>.py`: `get_config(dataset)` for "sysu", "regdb", "llcm" and "synthetic"
+     (`configs/datasets.py` sets the data fields), setting `config.method = "<name>"`, its
      sampler and augmentation (registries in `vireid_jax.data.sampling` and
      `vireid_jax.data.augment`) and every field the paper varies, at the paper's value;
   3. optionally `vireid_jax/models/<name>.py` for a new network (with its PyTorch key map

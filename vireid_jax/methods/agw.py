@@ -20,13 +20,11 @@ base learning rate and the rest at a tenth of it, per-epoch warm-up and step dec
 from __future__ import annotations
 
 from flax import nnx
-from flax import struct
 import jax
 import jax.numpy as jnp
 
 from vireid_jax import checkpoints
 from vireid_jax import losses
-from vireid_jax.data.splits import MODALITY_NAMES
 from vireid_jax.methods import base
 from vireid_jax.models.agw import AGW
 from vireid_jax.models import agw_pytorch
@@ -41,25 +39,6 @@ HEAD = r"^(bottleneck|classifier)\."
 def parameter_groups(optim_config) -> tuple[optim.ParamGroup, ...]:
   return (optim.ParamGroup("head", HEAD, 1.0),
           optim.ParamGroup("backbone", None, optim_config.backbone_lr_scale))
-
-
-def build_model(model_config, num_classes: int, seed: int) -> AGW:
-  """AGW from `config.model`; unless `pretrained` is "none", its stems and stages take the
-  ImageNet weights of that torchvision ResNet file (the non-local blocks and the head stay
-  random)."""
-  model = build_agw(model_config, num_classes, rngs=nnx.Rngs(seed))
-  pretrained = checkpoints.pretrained_path(model_config)
-  if pretrained is not None:
-    model = checkpoints.init_backbone_from_torchvision(model, pretrained)
-  return model
-
-
-@struct.dataclass
-class State:
-  """step: scalar int32 updates applied; net: the AGW network and its SGD."""
-
-  step: jax.Array
-  net: base.Net
 
 
 # config.loss.triplet -> (pooled features [N, D], labels [N], config.loss) -> scalar.
@@ -92,11 +71,30 @@ def loss_fn(model: AGW, batch: dict, loss_config) -> tuple[jax.Array, dict]:
                  "accuracy": accuracy}
 
 
+def create_state(config, data_info: base.DataInfo) -> base.NetState:
+  """AGW's network (ImageNet stems and stages unless `config.model.pretrained` is "none"; the
+  non-local blocks and the head random) with its two-group SGD; a pure function of the config.
+  Also CAJ's."""
+  model = checkpoints.init_pretrained(
+      build_agw(config.model, data_info.num_classes, rngs=nnx.Rngs(config.seed)), config.model)
+  tx = optim.build(config.optim, data_info.steps_per_epoch, parameter_groups(config.optim))
+  return base.NetState(step=base.initial_step(), net=base.Net.create(model, tx))
+
+
+def features(state: base.NetState, images: jax.Array, modality: str) -> dict:
+  """Evaluation features {"pool", "bn"}: [B, D] L2-normalised, from the modality's stem."""
+  base.check_modality(modality)
+  return state.net.model(training=False)(**{modality: images}).features()
+
+
 class AGWMethod(base.Method):
   """AGW: one network, one SGD update per step."""
 
-  # The reference's released checkpoints (`vireid_jax.checkpoints.load_pytorch`).
+  # The reference's released checkpoints (`vireid_jax.checkpoints.load_pytorch` /
+  # `to_pytorch_state_dict`).
+  model_type = AGW
   load_pytorch = staticmethod(agw_pytorch.load_pytorch)
+  to_pytorch_state_dict = staticmethod(agw_pytorch.to_pytorch_state_dict)
 
   def __init__(self, config):
     super().__init__(config)
@@ -104,29 +102,15 @@ class AGWMethod(base.Method):
       raise ValueError(f"config.loss.triplet={config.loss.triplet!r}: expected one of "
                        f"{sorted(TRIPLET_LOSSES)} (\"wrt\": AGW, \"hard\": the base method).")
 
-  def create_state(self, data_info: base.DataInfo) -> State:
-    """The initial state; a pure function of the config (same seed → same state)."""
-    config = self.config
-    model = build_model(config.model, data_info.num_classes, config.seed)
-    tx = optim.sgd(config.optim, data_info.steps_per_epoch, parameter_groups(config.optim))
-    return State(step=base.initial_step(), net=base.Net.create(model, tx))
+  def create_state(self, data_info: base.DataInfo) -> base.NetState:
+    return create_state(self.config, data_info)
 
-  def train_step(self, state: State, batch: dict) -> tuple[State, dict]:
+  def train_step(self, state: base.NetState, batch: dict) -> tuple[base.NetState, dict]:
     """One SGD update over the whole model; pure, so it can be jitted and sharded."""
-    model = state.net.model(training=True)
-    # nnx.grad differentiates with respect to the parameters and carries the BatchNorm
-    # statistics that the forward pass updates out of the gradient's trace.
-    grads, metrics = nnx.grad(lambda model: loss_fn(model, batch, self.config.loss),
-                              has_aux=True)(model)
-    net = state.net.apply_gradients(grads, nnx.state(model, nnx.BatchStat))
-    return state.replace(step=state.step + 1, net=net), metrics
+    return base.minimize_step(state, lambda model: loss_fn(model, batch, self.config.loss))
 
-  def features(self, state: State, images: jax.Array, modality: str) -> dict:
-    """Evaluation features {"pool", "bn"}: [B, D] L2-normalised, from the modality's stem."""
-    if modality not in MODALITY_NAMES:
-      raise ValueError(f"modality must be one of {MODALITY_NAMES}, got {modality!r}")
-    model = state.net.model(training=False)
-    return model(**{modality: images}).features()
+  def features(self, state: base.NetState, images: jax.Array, modality: str) -> dict:
+    return features(state, images, modality)
 
 
 METHOD = AGWMethod

@@ -32,6 +32,10 @@ and optionally
 and the class attributes `uses_target` (the loop loads `config.data.target` and feeds a
 target stream) and `progress_metric` (the metric the progress bar shows, default "loss").
 
+A method whose authors release PyTorch checkpoints also names `model_type` (the NNX model
+class it builds) with the static functions `load_pytorch(path_or_state_dict, model_config)`
+and `to_pytorch_state_dict(model)`; `vireid_jax.checkpoints` dispatches on them.
+
 `config.data.sampler` and `config.data.augmentation` name the method's input recipe in the
 registries of `vireid_jax.data`; the method's own config file sets them.
 """
@@ -47,14 +51,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vireid_jax.data.splits import MODALITY_NAMES
 from vireid_jax.training.context import DataInfo
 from vireid_jax.training.context import EpochContext
 
-__all__ = ["DataInfo", "EpochContext", "Method", "Net", "MethodError", "check"]
+__all__ = ["DataInfo", "EpochContext", "Method", "Net", "NetState", "MethodError", "check"]
 
 REQUIRED = ("create_state", "train_step", "features")
 OPTIONAL = ("begin_epoch", "epoch_inputs")
 ATTRIBUTES = ("uses_target", "progress_metric")
+PYTORCH = ("model_type", "load_pytorch", "to_pytorch_state_dict")
 
 
 class MethodError(TypeError):
@@ -79,7 +85,7 @@ class Method:
   def __init_subclass__(cls, **kwargs):
     super().__init_subclass__(**kwargs)
     # A misspelt hook would otherwise be a new method that nothing ever calls.
-    contract = REQUIRED + OPTIONAL + ATTRIBUTES
+    contract = REQUIRED + OPTIONAL + ATTRIBUTES + PYTORCH
     for name in vars(cls):
       if name.startswith("_") or name in contract:
         continue
@@ -171,12 +177,45 @@ class Net:
       model.eval()
     return model
 
+  def minimize(self, loss_fn) -> tuple["Net", Any]:
+    """One optimiser update down the gradient of `loss_fn(model) -> (loss, aux)`.
+
+    The model is in training mode; the BatchNorm statistics its forward pass computes are
+    kept (`nnx.grad` differentiates the parameters only and carries the statistics out of
+    the trace). Returns the updated network and `aux`.
+    """
+    model = self.model(training=True)
+    grads, aux = nnx.grad(loss_fn, has_aux=True)(model)
+    return self.apply_gradients(grads, nnx.state(model, nnx.BatchStat)), aux
+
   def apply_gradients(self, grads, batch_stats=None) -> "Net":
     """One optimiser update; `batch_stats` are those the forward pass produced (None: kept)."""
     updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
     return self.replace(params=optax.apply_updates(self.params, updates),
                         batch_stats=self.batch_stats if batch_stats is None else batch_stats,
                         opt_state=opt_state)
+
+
+@struct.dataclass
+class NetState:
+  """The state of a method with one network: `step`, scalar int32 updates applied, and
+  `net`, the network with its optimiser (AGW, MCJA)."""
+
+  step: jax.Array
+  net: Net
+
+
+def minimize_step(state: Any, loss_fn) -> tuple[Any, dict]:
+  """One update of `state.net` down `loss_fn(model) -> (loss, metrics)` and the step count: the
+  whole `train_step` of a one-network method (`NetState` or any state with `step` and `net`)."""
+  net, metrics = state.net.minimize(loss_fn)
+  return state.replace(step=state.step + 1, net=net), metrics
+
+
+def check_modality(modality: str) -> None:
+  """Refuses a modality string other than "visible" / "infrared" (`features`' argument)."""
+  if modality not in MODALITY_NAMES:
+    raise ValueError(f"modality must be one of {MODALITY_NAMES}, got {modality!r}")
 
 
 def initial_step() -> jax.Array:

@@ -1,9 +1,8 @@
-"""Networks: torchvision-exact ResNets, shared layers, the AGW model and its outputs."""
+"""Networks: torchvision-exact ResNets, shared layers, the AGW and MCJA models, their outputs."""
 
 from vireid_jax.models.agw import (
     AGW,
     build_agw,
-    non_local_positions,
 )
 from vireid_jax.models.layers import (
     BatchNorm,
@@ -16,6 +15,8 @@ from vireid_jax.models.layers import (
     normal_init,
     torch_default_uniform,
 )
+from vireid_jax.models.mcja import MCJA, build_mcja
+from vireid_jax.models.mda import MDA
 from vireid_jax.models.outputs import ReidOutputs
 from vireid_jax.models.resnet import (
     RESNET_CONFIGS,
@@ -25,6 +26,7 @@ from vireid_jax.models.resnet import (
     ResNet,
     ResNetStages,
     Stem,
+    after_last_blocks,
     max_pool_3x3_s2,
     resnet_config,
     stage_channels,
@@ -36,6 +38,8 @@ __all__ = [
     'BatchNorm',
     'Bottleneck',
     'GeneralizedMeanPooling',
+    'MCJA',
+    'MDA',
     'NonLocalBlock',
     'Projection',
     'RESNET_CONFIGS',
@@ -43,13 +47,14 @@ __all__ = [
     'ResNet',
     'ResNetStages',
     'Stem',
+    'after_last_blocks',
     'build_agw',
+    'build_mcja',
     'average_pool',
     'gem_pool',
     'kaiming_normal_fan_out',
     'l2_normalize',
     'max_pool_3x3_s2',
-    'non_local_positions',
     'normal_init',
     'resnet_config',
     'stage_channels',

@@ -18,7 +18,6 @@ PyTorch key maps of the reference ``embed_net``: :mod:`vireid_jax.models.agw_pyt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import jax
@@ -35,28 +34,11 @@ from vireid_jax.models.layers import (
     normal_init,
 )
 from vireid_jax.models.outputs import ReidOutputs
-from vireid_jax.models.resnet import ResNetStages, Stem, resnet_config
+from vireid_jax.models.resnet import ResNetStages, Stem, after_last_blocks, resnet_config
 
 # Number of non-local blocks after the last blocks of layer1..layer4 (the
 # reference's non_layers = [0, 2, 3, 0]).
 NON_LOCAL_PER_STAGE = (0, 2, 3, 0)
-
-
-
-def non_local_positions(
-    blocks_per_stage: Sequence[int], per_stage: Sequence[int] = NON_LOCAL_PER_STAGE
-) -> dict[int, tuple[int, ...]]:
-  """Block indices after which non-local blocks go: the last k of each stage.
-
-  For ResNet-50 (3, 4, 6, 3) that is {1: (2, 3), 2: (3, 4, 5)}. Stages with
-  fewer blocks than requested (ResNet-18's 2-block stages) get one after
-  every block, i.e. k is clipped to the stage length.
-  """
-  return {
-      stage: tuple(range(max(n - k, 0), n))
-      for stage, (n, k) in enumerate(zip(blocks_per_stage, per_stage))
-      if k > 0
-  }
 
 
 class AGW(nnx.Module):
@@ -110,7 +92,8 @@ class AGW(nnx.Module):
     _, blocks_per_stage = resnet_config(depth)
     self.visible_stem = Stem(width, dtype=dtype, rngs=rngs)
     self.infrared_stem = Stem(width, dtype=dtype, rngs=rngs)
-    insert_after = non_local_positions(blocks_per_stage) if non_local else None
+    insert_after = (after_last_blocks(blocks_per_stage, NON_LOCAL_PER_STAGE) if non_local
+                    else None)
     self.stages = ResNetStages(
         depth,
         width=width,

@@ -109,35 +109,21 @@ def load_pytorch(path_or_state_dict: StateDictSource, model_config: Any) -> AGW:
     ValueError: listing every missing, unexpected and mis-shaped key (PyTorch-layout shapes
       of the file and of the model), or a non-zero BNNeck β.
   """
-  source = pytorch_import.describe_source(path_or_state_dict)
-  state_dict = pytorch_import.read_state_dict(path_or_state_dict)
-  if 'classifier.weight' not in state_dict:
-    raise ValueError(
-        f'{source}: no "classifier.weight" key, so this is not an AGW checkpoint (keys begin '
-        f'{sorted(state_dict)[:5]}). For torchvision ImageNet weights use '
-        'init_backbone_from_torchvision or load_torchvision_resnet.'
-    )
-  num_classes = state_dict['classifier.weight'].shape[0]
-  frozen_bias = state_dict.pop('bottleneck.bias', None)
-  if frozen_bias is not None and np.any(frozen_bias != 0):
-    raise ValueError(
-        f'{source}: "bottleneck.bias" (the BNNeck β) is non-zero (max |β| = '
-        f'{np.abs(frozen_bias).max():.3g}); the reference freezes it at 0 and the model has no β.'
-    )
-  # Abstract construction: every value is overwritten, so random init would be wasted work.
-  model = nnx.eval_shape(lambda: build_agw(model_config, num_classes, rngs=nnx.Rngs(0)))
-  pytorch_import.assign(
-      list(pytorch_import.targets(model, agw_key)),
-      state_dict,
-      source=source,
-      model_name=_describe(model),
+  def complete(model):
+    if model.gem.learnable:
+      model.gem.p.set_value(jnp.asarray(3.0, jnp.float32))
+
+  return pytorch_import.load_reid_model(
+      path_or_state_dict,
+      lambda num_classes: build_agw(model_config, num_classes, rngs=nnx.Rngs(0)),
+      agw_key,
+      method='AGW',
+      frozen_bias_keys=('bottleneck.bias',),
+      describe=_describe,
       skipped=_UNUSED_KEY.match,
       hint=_MODEL_FIELDS_HINT,
+      complete=complete,
   )
-  if model.gem.learnable:
-    model.gem.p.set_value(jnp.asarray(3.0, jnp.float32))
-  pytorch_import.require_concrete(model)
-  return model
 
 
 def to_pytorch_state_dict(model: AGW) -> StateDict:

@@ -6,7 +6,8 @@ This module knows no model: it reads state dicts, converts layouts, and assigns 
 a module's variables through a key map ``key_of(path) -> PyTorch key | None``, with shape
 checks and errors that list every problem.
 
-Layouts: a conv weight ``[O, I, kh, kw]`` is a kernel ``[kh, kw, I, O]``; a Linear weight
+Layouts: a conv weight ``[O, I, kh, kw]`` is a kernel ``[kh, kw, I, O]`` (a Conv1d's ``[O, I,
+w]`` a ``[w, I, O]``); a Linear weight
 ``[O, I]`` is a kernel ``[I, O]``; BatchNorm ``weight``/``bias``/``running_mean``/
 ``running_var`` are ``scale``/``bias``/``mean``/``var`` (:data:`TORCH_LEAF`);
 ``num_batches_tracked`` is not kept (with momentum 0.1 PyTorch never reads it).
@@ -177,9 +178,12 @@ def read_state_dict(path_or_state_dict: StateDictSource) -> StateDict:
 
 
 def to_model_layout(array: np.ndarray, leaf: str) -> np.ndarray:
-  """PyTorch layout -> NNX layout (conv OIHW -> HWIO, Linear [O, I] -> [I, O])."""
+  """PyTorch layout -> NNX layout (conv OIHW -> HWIO, Conv1d OIW -> WIO, Linear [O, I] ->
+  [I, O])."""
   if leaf == 'kernel' and array.ndim == 4:
     return array.transpose(2, 3, 1, 0)
+  if leaf == 'kernel' and array.ndim == 3:
+    return array.transpose(2, 1, 0)
   if leaf == 'kernel' and array.ndim == 2:
     return array.T
   return array
@@ -189,6 +193,8 @@ def to_torch_layout(array: np.ndarray, leaf: str) -> np.ndarray:
   """NNX layout -> PyTorch layout, the inverse of :func:`to_model_layout`."""
   if leaf == 'kernel' and array.ndim == 4:
     return array.transpose(3, 2, 0, 1)
+  if leaf == 'kernel' and array.ndim == 3:
+    return array.transpose(2, 1, 0)
   if leaf == 'kernel' and array.ndim == 2:
     return array.T
   return array
@@ -292,6 +298,65 @@ def assign(
     for _, variable in owners:
       dtype = variable.get_value().dtype
       variable.set_value(jnp.asarray(values[key], dtype=dtype))
+
+
+def load_reid_model(
+    path_or_state_dict: StateDictSource,
+    build: Callable[[int], nnx.Module],
+    key_of: KeyMap,
+    *,
+    method: str,
+    frozen_bias_keys: tuple[str, ...],
+    describe: Callable[[nnx.Module], str],
+    classifier_key: str = 'classifier.weight',
+    skipped: Callable[[str], bool] = lambda key: False,
+    hint: str = '',
+    complete: Callable[[nnx.Module], None] | None = None,
+) -> nnx.Module:
+  """A method's re-id model with every weight of its reference's checkpoint.
+
+  The class count is that of the checkpoint's classifier; the BNNecks' β, which the
+  references freeze at 0, must be zero (the models have none). The model is built
+  abstractly (every value is overwritten, so a random init would be wasted work).
+
+  Args:
+    path_or_state_dict: see :func:`read_state_dict`.
+    build: ``num_classes -> model`` (called under ``nnx.eval_shape``).
+    key_of: the model's key map.
+    method: the method's name in messages ("AGW").
+    frozen_bias_keys: the reference's BNNeck β keys (("bottleneck.bias",)).
+    describe: the model's description in messages.
+    classifier_key: the weight whose rows count the classes.
+    skipped, hint: see :func:`assign`.
+    complete: fills the variables the file has no key for (e.g. a learnable GeM p).
+
+  Raises:
+    ValueError: no classifier, a non-zero β, or (from :func:`assign`) every missing,
+      unexpected and mis-shaped key.
+  """
+  source = describe_source(path_or_state_dict)
+  state_dict = read_state_dict(path_or_state_dict)
+  if classifier_key not in state_dict:
+    raise ValueError(
+        f'{source}: no "{classifier_key}" key, so this is not an {method} checkpoint (keys '
+        f'begin {sorted(state_dict)[:5]}). For torchvision ImageNet weights use '
+        'config.model.pretrained (init_backbone_from_torchvision) or load_torchvision_resnet.'
+    )
+  num_classes = state_dict[classifier_key].shape[0]
+  for key in frozen_bias_keys:
+    frozen_bias = state_dict.pop(key, None)
+    if frozen_bias is not None and np.any(frozen_bias != 0):
+      raise ValueError(
+          f'{source}: "{key}" (a BNNeck β) is non-zero (max |β| = '
+          f'{np.abs(frozen_bias).max():.3g}); the reference freezes it at 0 and the model has '
+          'no β.')
+  model = nnx.eval_shape(lambda: build(num_classes))
+  assign(list(targets(model, key_of)), state_dict, source=source, model_name=describe(model),
+         skipped=skipped, hint=hint)
+  if complete is not None:
+    complete(model)
+  require_concrete(model)
+  return model
 
 
 def require_concrete(model: nnx.Module) -> None:

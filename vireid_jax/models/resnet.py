@@ -221,6 +221,22 @@ def stage_channels(depth: int, width: int = 64) -> tuple[int, int, int, int]:
   return tuple(width * 2**s * block.expansion for s in range(4))
 
 
+def after_last_blocks(blocks_per_stage: Sequence[int],
+                      per_stage: Sequence[int]) -> dict[int, tuple[int, ...]]:
+  """Block indices after the last k blocks of each stage: ``insert_after`` of ResNetStages.
+
+  AGW's non-local blocks and MCJA's adapters both go after the last (0, 2, 3, 0) blocks: for
+  ResNet-50 (3, 4, 6, 3) that is {1: (2, 3), 2: (3, 4, 5)}. Stages with fewer blocks than
+  requested (ResNet-18's 2-block stages) get one after every block, i.e. k is clipped to the
+  stage length.
+  """
+  return {
+      stage: tuple(range(max(n - k, 0), n))
+      for stage, (n, k) in enumerate(zip(blocks_per_stage, per_stage))
+      if k > 0
+  }
+
+
 # Factory of a module inserted after a residual block: (channels, rngs) -> module
 # mapping [B, H, W, channels] to the same shape.
 InsertFactory = Callable[[int, nnx.Rngs], nnx.Module]

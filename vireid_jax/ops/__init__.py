@@ -8,6 +8,8 @@
 * :func:`soft_sort`, :func:`soft_rank`: differentiable sorting and ranking
   (Blondel et al. 2020, torchsort conventions; MCJA's retrieval loss), with
   the underlying :func:`isotonic_l2` and :func:`isotonic_kl` solvers.
+* :func:`selective_scan`: Mamba's S6 recurrence as a chunked associative scan
+  (DJANet's Mamba blocks), on any accelerator.
 """
 
 from vireid_jax.ops.gradient_reversal import dann_lambda
@@ -15,6 +17,7 @@ from vireid_jax.ops.gradient_reversal import gradient_reversal
 from vireid_jax.ops.minmax import adversarial_scores
 from vireid_jax.ops.minmax import lsgan_loss
 from vireid_jax.ops.minmax import minmax_value_and_grad
+from vireid_jax.ops.selective_scan import selective_scan
 from vireid_jax.ops.soft_sort import isotonic_kl
 from vireid_jax.ops.soft_sort import isotonic_l2
 from vireid_jax.ops.soft_sort import soft_rank
@@ -28,6 +31,7 @@ __all__ = [
     "isotonic_l2",
     "lsgan_loss",
     "minmax_value_and_grad",
+    "selective_scan",
     "soft_rank",
     "soft_sort",
 ]

@@ -1,10 +1,12 @@
-"""Optimiser and learning-rate schedule of the AGW family (spec §6).
+"""Optimisers and learning-rate schedules of the references (baseline spec §6, mcja §8).
 
-SGD (momentum 0.9, Nesterov) with L2 weight decay added to the gradient, learning-rate groups
-chosen by parameter path (AGW: the BNNeck + classifier "head" at the base rate, everything
-else at a tenth of it), and a per-EPOCH schedule: linear warm-up over the first epochs, then
-step decays. A method builds one optimiser per network with `sgd` (or `grouped` around any
-Optax transformation) and `ParamGroup`s.
+Every reference adds its L2 weight decay to the gradient (PyTorch's coupled `weight_decay`),
+chooses learning-rate groups by parameter path (AGW: the BNNeck + classifier "head" at the base
+rate, everything else at a tenth of it) and changes the rate once per EPOCH: linear warm-up
+over the first epochs, then step decays. `config.optim.name` picks the update rule from
+`OPTIMIZERS`: "sgd" (momentum 0.9, Nesterov; AGW and its family) or "adam" (MCJA: PyTorch's
+`Adam` with coupled decay, not AdamW). A method builds one optimiser per network with `build`
+(or `grouped` around any Optax transformation) and `ParamGroup`s.
 """
 
 from __future__ import annotations
@@ -122,17 +124,48 @@ def grouped(make_transform: Callable[[float], optax.GradientTransformation],
                                group_labels(groups))
 
 
-def sgd(optim_config, steps_per_epoch: int,
-        groups: Sequence[ParamGroup] = (ParamGroup("all", None),)) -> optax.GradientTransformation:
-  """The AGW family's SGD (`sgd_with_decay` on `step_schedule`) over parameter groups.
+def adam_with_coupled_decay(learning_rate: optax.Schedule,
+                            optim_config) -> optax.GradientTransformation:
+  """PyTorch `Adam(weight_decay=wd)` semantics: g + wd·p enters both moments, then the rate.
+
+  Not AdamW: the decay is added to the gradient before `scale_by_adam`, so it is rescaled by
+  the second moment like any gradient (mcja §8). Bias correction and `eps` outside the square
+  root are PyTorch's and Optax's alike.
+  """
+  return optax.chain(
+      optax.add_decayed_weights(optim_config.weight_decay),
+      optax.scale_by_adam(b1=optim_config.beta1, b2=optim_config.beta2, eps=optim_config.eps),
+      optax.scale_by_learning_rate(learning_rate),
+  )
+
+
+# config.optim.name -> (schedule, optim_config) -> the update rule of one parameter group.
+OPTIMIZERS: dict[str, Callable[[optax.Schedule, Any], optax.GradientTransformation]] = {
+    "sgd": sgd_with_decay,
+    "adam": adam_with_coupled_decay,
+}
+
+
+def build(optim_config, steps_per_epoch: int,
+          groups: Sequence[ParamGroup] = (ParamGroup("all", None),)
+          ) -> optax.GradientTransformation:
+  """The optimiser `config.optim` describes, on the per-epoch schedule, over parameter groups.
 
   Args:
-    optim_config: the network's optimiser config (`config.optim`): base_lr, warmup_epochs,
-      milestones, decay, weight_decay, momentum, nesterov.
+    optim_config: the network's optimiser config (`config.optim`): name ("sgd" when absent),
+      base_lr, warmup_epochs, milestones, decay, weight_decay, and the rule's own fields
+      (sgd: momentum, nesterov; adam: beta1, beta2, eps).
     steps_per_epoch: this network's updates per epoch, to turn its update count into the
       epoch (each network's optimiser counts its own updates).
     groups: the learning-rate groups, e.g. AGW's head at 1x and the rest at 0.1x.
+
+  Raises:
+    ValueError: an unknown `config.optim.name` (the message names the known ones).
   """
+  name = optim_config.get("name", "sgd")
+  if name not in OPTIMIZERS:
+    raise ValueError(f"config.optim.name={name!r}: expected one of {sorted(OPTIMIZERS)}.")
+  rule = OPTIMIZERS[name]
   return grouped(
-      lambda scale: sgd_with_decay(step_schedule(optim_config, steps_per_epoch, scale),
-                                   optim_config), groups)
+      lambda scale: rule(step_schedule(optim_config, steps_per_epoch, scale), optim_config),
+      groups)
