@@ -1,4 +1,5 @@
-"""Networks: torchvision-exact ResNets, shared layers, the AGW and MCJA models, their outputs."""
+"""Networks: torchvision-exact ResNets, shared layers, the AGW, MCJA and MMN models, their outputs,
+and the Mamba block."""
 
 from vireid_jax.models.agw import (
     AGW,
@@ -15,8 +16,10 @@ from vireid_jax.models.layers import (
     normal_init,
     torch_default_uniform,
 )
+from vireid_jax.models.mamba import Mamba
 from vireid_jax.models.mcja import MCJA, build_mcja
 from vireid_jax.models.mda import MDA
+from vireid_jax.models.mmn import MMN, build_mmn
 from vireid_jax.models.outputs import ReidOutputs
 from vireid_jax.models.resnet import (
     RESNET_CONFIGS,
@@ -39,7 +42,9 @@ __all__ = [
     'Bottleneck',
     'GeneralizedMeanPooling',
     'MCJA',
+    'Mamba',
     'MDA',
+    'MMN',
     'NonLocalBlock',
     'Projection',
     'RESNET_CONFIGS',
@@ -50,6 +55,7 @@ __all__ = [
     'after_last_blocks',
     'build_agw',
     'build_mcja',
+    'build_mmn',
     'average_pool',
     'gem_pool',
     'kaiming_normal_fan_out',

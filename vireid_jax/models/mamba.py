@@ -1,0 +1,87 @@
+"""The Mamba block of `mamba_ssm` v1 (Gu and Dao, 2023) in Flax NNX, on `ops.selective_scan`
+(spec djanet.md §4.4; DJANet's MambaLayer uses it).
+
+On s [B, L, d_model], with d_inner = expand · d_model and dt_rank = ⌈d_model / 16⌉:
+
+1. in_proj (no bias) → x, z [B, L, d_inner];
+2. x → depthwise causal convolution over the sequence, kernel d_conv, with bias:
+   out[t] = b + Σ_k w[k] · x[t − (d_conv − 1) + k] (zeros before the start; PyTorch's
+   orientation, w[d_conv − 1] multiplies x[t]) → SiLU;
+3. x_proj (no bias) → (δ, B, C) of widths (dt_rank, d_state, d_state), in that order;
+4. Δ = softplus(W_dt · δ + b_dt) (the bias is added inside the scan, as the library does);
+   A = −exp(A_log);
+5. y = selective_scan(x, Δ, A, B, C, D, z) (times SiLU(z));
+6. out_proj (no bias) → [B, L, d_model].
+
+Initialisation as the library's: in_proj, x_proj, out_proj and the convolution PyTorch defaults
+(U(±1/√fan_in)); W_dt ~ U(±dt_rank^−½); b_dt = softplus⁻¹(dt), dt = exp(U(log 1e-3, log 0.1))
+clamped at ≥ 1e-4; A_log[d, j] = log(j + 1); D = 1. The scan runs in float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.typing import DTypeLike
+
+from vireid_jax.models.layers import torch_default_uniform
+from vireid_jax.ops import selective_scan
+
+
+def _inverse_softplus_dt(key, shape, dtype=jnp.float32, *, dt_min=1e-3, dt_max=0.1,
+                         dt_floor=1e-4):
+  """The library's dt_proj bias: softplus⁻¹ of a log-uniform dt in [dt_min, dt_max]."""
+  dt = jnp.exp(jax.random.uniform(key, shape, jnp.float32) * (math.log(dt_max) - math.log(dt_min))
+               + math.log(dt_min))
+  dt = jnp.maximum(dt, dt_floor)
+  return (dt + jnp.log(-jnp.expm1(-dt))).astype(dtype)
+
+
+class Mamba(nnx.Module):
+  """`mamba_ssm.Mamba` (v1), [B, L, d_model] → [B, L, d_model].
+
+  Attributes (the library's names): in_proj, conv_kernel [d_conv, d_inner] and conv_bias
+  (its depthwise `conv1d`), x_proj, dt_proj, A_log [d_inner, d_state], D [d_inner], out_proj.
+  """
+
+  def __init__(self, d_model: int, *, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+               scan_chunk_size: int = 16, dtype: DTypeLike = jnp.float32, rngs: nnx.Rngs):
+    d_inner = expand * d_model
+    self.d_inner, self.d_state, self.d_conv = d_inner, d_state, d_conv
+    self.dt_rank = math.ceil(d_model / 16)
+    self.scan_chunk_size = scan_chunk_size
+    linear = lambda i, o, **kw: nnx.Linear(i, o, kernel_init=torch_default_uniform(i),
+                                           dtype=dtype, rngs=rngs, **kw)
+    self.in_proj = linear(d_model, 2 * d_inner, use_bias=False)
+    conv_init = torch_default_uniform(d_conv)   # depthwise: fan_in = kernel size
+    self.conv_kernel = nnx.Param(conv_init(rngs.params(), (d_conv, d_inner), jnp.float32))
+    self.conv_bias = nnx.Param(conv_init(rngs.params(), (d_inner,), jnp.float32))
+    self.x_proj = linear(d_inner, self.dt_rank + 2 * d_state, use_bias=False)
+    bound = self.dt_rank ** -0.5
+    self.dt_proj = nnx.Linear(
+        self.dt_rank, d_inner, bias_init=_inverse_softplus_dt, dtype=jnp.float32, rngs=rngs,
+        kernel_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+            key, shape, dtype, -bound, bound))
+    self.A_log = nnx.Param(jnp.log(jnp.tile(jnp.arange(1, d_state + 1, dtype=jnp.float32),
+                                            (d_inner, 1))))
+    self.D = nnx.Param(jnp.ones((d_inner,), jnp.float32))
+    self.out_proj = linear(d_inner, d_model, use_bias=False)
+
+  def __call__(self, s: jax.Array) -> jax.Array:
+    """[B, L, d_model] → [B, L, d_model] (the input's dtype)."""
+    length = s.shape[1]
+    x, z = jnp.split(self.in_proj(s), 2, axis=-1)
+    # Causal depthwise convolution: d_conv − 1 zeros before the start.
+    padded = jnp.pad(x.astype(jnp.float32), ((0, 0), (self.d_conv - 1, 0), (0, 0)))
+    x = sum(self.conv_kernel[k] * padded[:, k:k + length] for k in range(self.d_conv))
+    x = jax.nn.silu(x + self.conv_bias[...])
+    delta, B, C = jnp.split(self.x_proj(x.astype(s.dtype)).astype(jnp.float32),
+                            [self.dt_rank, self.dt_rank + self.d_state], axis=-1)
+    delta = delta @ self.dt_proj.kernel[...]
+    y = selective_scan(x, delta, -jnp.exp(self.A_log[...]), B, C, self.D[...], z=z,
+                       delta_bias=self.dt_proj.bias[...], delta_softplus=True,
+                       chunk_size=self.scan_chunk_size)
+    return self.out_proj(y.astype(s.dtype))
