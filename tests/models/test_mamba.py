@@ -104,3 +104,32 @@ def test_the_block_is_causal():
   before, after = np.asarray(model(jnp.asarray(s))), np.asarray(model(jnp.asarray(changed)))
   np.testing.assert_array_equal(before[:, :6], after[:, :6])
   assert np.abs(before[:, 6:] - after[:, 6:]).max() > 1e-3
+
+
+def test_mamba_layer_equals_the_reference_without_a_residual_around_the_ffn():
+  from vireid_jax.models.mamba import MambaLayer
+  torch.manual_seed(1)
+  d_model = 32
+  norm1, norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+  mamba = ReferenceMamba(d_model, d_state=8)
+  ffn = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+  with torch.no_grad():
+    for norm in (norm1, norm2):
+      norm.weight.uniform_(0.5, 1.5)
+      norm.bias.uniform_(-0.3, 0.3)
+  layer = MambaLayer(d_model, d_state=8, scan_chunk_size=4, rngs=nnx.Rngs(0))
+  copy_weights(mamba, layer.mamba)
+  numpy = lambda tensor: jnp.asarray(tensor.detach().numpy())
+  for ours, theirs in ((layer.mamba_norm, norm1), (layer.ffn_norm, norm2)):
+    ours.scale[...], ours.bias[...] = numpy(theirs.weight), numpy(theirs.bias)
+  for ours, theirs in ((layer.ffn_in, ffn[0]), (layer.ffn_out, ffn[2])):
+    ours.kernel[...], ours.bias[...] = numpy(theirs.weight).T, numpy(theirs.bias)
+  s = np.random.default_rng(2).normal(size=(2, 7, d_model)).astype(np.float32)
+  torch_s = torch.from_numpy(s)
+  u = torch_s + mamba(norm1(torch_s))
+  expected = ffn(norm2(u)).detach().numpy()
+  np.testing.assert_allclose(layer(jnp.asarray(s)), expected, rtol=1e-4, atol=1e-5)
+  # The FFN's initial weights: N(0, 0.02), zero biases.
+  fresh = MambaLayer(256, rngs=nnx.Rngs(3))
+  assert abs(float(np.std(fresh.ffn_in.kernel[...])) - 0.02) < 1e-3
+  np.testing.assert_array_equal(fresh.ffn_out.bias[...], 0.0)

@@ -85,3 +85,29 @@ class Mamba(nnx.Module):
                        delta_bias=self.dt_proj.bias[...], delta_softplus=True,
                        chunk_size=self.scan_chunk_size)
     return self.out_proj(y.astype(s.dtype))
+
+
+class MambaLayer(nnx.Module):
+  """DJANet's MambaLayer over a sequence s [B, L, d]: u = s + Mamba(LN(s)); out = FFN(LN(u)).
+
+  **No residual around the FFN** (the reference's); FFN = Linear d → d, exact (erf) GELU,
+  Linear d → d, weights N(0, 0.02) (the reference's truncated normal cuts at ±2 absolute, i.e.
+  never), biases 0. LayerNorms: eps 1e-5, γ = 1, β = 0, float32.
+  """
+
+  def __init__(self, d_model: int, *, d_state: int = 64, d_conv: int = 4, expand: int = 2,
+               scan_chunk_size: int = 16, dtype: DTypeLike = jnp.float32, rngs: nnx.Rngs):
+    self.mamba_norm = nnx.LayerNorm(d_model, epsilon=1e-5, dtype=jnp.float32, rngs=rngs)
+    self.mamba = Mamba(d_model, d_state=d_state, d_conv=d_conv, expand=expand,
+                       scan_chunk_size=scan_chunk_size, dtype=dtype, rngs=rngs)
+    self.ffn_norm = nnx.LayerNorm(d_model, epsilon=1e-5, dtype=jnp.float32, rngs=rngs)
+    linear = lambda: nnx.Linear(d_model, d_model, kernel_init=jax.nn.initializers.normal(0.02),
+                                bias_init=jax.nn.initializers.zeros, dtype=dtype, rngs=rngs)
+    self.ffn_in, self.ffn_out = linear(), linear()
+
+  def __call__(self, s: jax.Array) -> jax.Array:
+    """[B, L, d] → [B, L, d] (the input's dtype)."""
+    u = s + self.mamba(self.mamba_norm(s.astype(jnp.float32)).astype(s.dtype))
+    hidden = jax.nn.gelu(self.ffn_in(self.ffn_norm(u.astype(jnp.float32)).astype(s.dtype)),
+                         approximate=False)
+    return self.ffn_out(hidden).astype(s.dtype)
