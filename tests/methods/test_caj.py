@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from configs import caj as caj_configs
 from vireid_jax import losses
@@ -38,7 +39,6 @@ def model():
 
 
 def test_the_loss_is_ce_plus_adp_over_a_b_ir_with_one_visible_stem_call(model):
-  from flax import nnx
   inputs = batch()
   config = tiny_config()
   total, metrics = caj.loss_fn(nnx.clone(model), inputs, config.loss)
@@ -73,7 +73,6 @@ def test_the_loss_is_ce_plus_adp_over_a_b_ir_with_one_visible_stem_call(model):
 
 
 def test_a_kl_weight_adds_the_weighted_term(model):
-  from flax import nnx
   inputs = batch()
   base_total, base_metrics = caj.loss_fn(nnx.clone(model), inputs, tiny_config().loss)
   total, metrics = caj.loss_fn(nnx.clone(model), inputs, tiny_config(kl_weight=0.5).loss)
