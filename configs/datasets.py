@@ -36,4 +36,6 @@ def use(config: ml_collections.ConfigDict, dataset: str, *, method_config: str) 
     data.root = "data/synthetic_sysu"
     data.tfds_dir = "data/synthetic_sysu_tfds"
     # 80 % of each garment's NIR reflectance follows its visible brightness (configs/synthetic.py).
-    data.synthetic = dict(seed=0, nir_luminance_mix=0.8)
+    # ir_to_visible="colour_transfer" (in a folder of its own) is the stand-in of DJANet's
+    # IR→VIS translated SYSU-MM01 (vireid_jax.data.synthetic).
+    data.synthetic = dict(seed=0, nir_luminance_mix=0.8, ir_to_visible="")

@@ -82,6 +82,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.eps = 1e-8
   config.optim.weight_decay = 5e-4
   config.optim.warmup_epochs = 10
+  # Warm-up multiplier at epoch e < warmup_epochs (vireid_jax.training.optim.WARMUP_STYLES):
+  # "linear" (AGW: (e + 1) / W) or "linear_from_factor" (DJANet: factor + (1 − factor) · e / W).
+  config.optim.warmup_style = "linear"
+  config.optim.warmup_factor = 0.1          # "linear_from_factor" only
   config.optim.milestones = (20, 50)        # x decay at each
   config.optim.decay = 0.1
 
@@ -98,6 +102,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.matmul_precision = "default"
 
   config.eval = ml_collections.ConfigDict()
+  # Where the evaluated test split (queries and gallery) comes from: "" = config.data.root /
+  # config.data.tfds_dir. Another raw folder of the same dataset and its own TFRecords folder,
+  # e.g. to score a run trained on the IR→VIS translated SYSU-MM01 (DJANet) on the original
+  # test images: test_root="data/SYSU-MM01", test_tfds_dir="data/tfds". Training never reads
+  # them (vireid_jax.data.datasets.load).
+  config.eval.test_root = ""
+  config.eval.test_tfds_dir = ""
   # Protocols (vireid_jax.evaluation.protocols names each variant in the results).
   config.eval.mode = "all"                  # SYSU-MM01: "all" or "indoor" search
   config.eval.gallery_shots = 1             # SYSU-MM01: images per (id, camera); 10 = official only

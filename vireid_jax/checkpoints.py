@@ -172,7 +172,8 @@ def load_pytorch(path_or_state_dict: StateDictSource, config: Any) -> nnx.Module
   reference ``embed_net`` (:func:`vireid_jax.models.agw_pytorch.load_pytorch`: every weight
   and BatchNorm statistic, the reference's unused whole-ResNet modules skipped, a zero BNNeck
   β required, as many classes as the checkpoint's classifier); "mcja" the state dict the MCJA
-  engine saves (:func:`vireid_jax.models.mcja_pytorch.load_pytorch`).
+  engine saves (:func:`vireid_jax.models.mcja_pytorch.load_pytorch`); "djanet" the reference
+  ``embed_net`` for ``config.data``'s image size (:mod:`vireid_jax.models.djanet_pytorch`).
 
   Args:
     path_or_state_dict: a ``.t`` / ``.pth`` file as the reference's ``train.py`` writes it
@@ -196,13 +197,19 @@ def load_pytorch(path_or_state_dict: StateDictSource, config: Any) -> nnx.Module
     method, model_config = DEFAULT_METHOD, config
   # Imported here: the methods import this module for their ImageNet initialisation.
   from vireid_jax import methods
-  loader: Callable[[StateDictSource, Any], nnx.Module] | None = getattr(
-      methods.method_class(method), 'load_pytorch', None)
+  method_class = methods.method_class(method)
+  loader: Callable[..., nnx.Module] | None = getattr(method_class, 'load_pytorch', None)
   if loader is None:
     raise ValueError(
         f'config.method={method!r} has no PyTorch checkpoint loader (its Method class defines '
         f'no load_pytorch); methods with one: {", ".join(_methods_with_loaders())}.'
     )
+  if getattr(method_class, 'load_pytorch_reads_image_size', False):
+    if not hasattr(config, 'data'):
+      raise ValueError(f'config.method={method!r} builds its model for an input size: pass the '
+                       'whole experiment config (its data.image_height/width), not config.model.')
+    image_size = (config.data.image_height, config.data.image_width)
+    return loader(path_or_state_dict, model_config, image_size=image_size)
   return loader(path_or_state_dict, model_config)
 
 

@@ -14,11 +14,13 @@ import sys
 import textwrap
 
 import ml_collections
+import numpy as np
 import pytest
 
 from vireid_jax.data import datasets
 from vireid_jax.data import layouts
 from vireid_jax.data import synthetic
+from vireid_jax.data import translation
 from vireid_jax.data.builders import common
 from vireid_jax.data.builders import integrity
 
@@ -291,12 +293,82 @@ def test_stale_tfrecords_of_other_raw_data_are_refused(pristine, tmp_path):
   datasets.load_dataset(data_config("sysu", root, tmp_path, synthetic=options))
   shutil.rmtree(root)
   options["num_test_ids"] = 2
+  config = data_config("sysu", root, tmp_path, synthetic=options)
+  # The TFRecords recorded the old folder's content.
   with pytest.raises(layouts.DatasetIntegrityError) as error:
-    datasets.load_dataset(data_config("sysu", root, tmp_path, synthetic=options))
+    datasets.load_dataset(config)
+  message = str(error.value)
+  assert f"TFRecords in {version_dir(tmp_path, 'sysu')} were written from {root}, whose " in (
+    message)
+  assert f"delete {version_dir(tmp_path, 'sysu')}" in message
+  # TFRecords without that record (older builds) are still caught by their counts.
+  (version_dir(tmp_path, "sysu") / "metadata.json").unlink()
+  with pytest.raises(layouts.DatasetIntegrityError) as error:
+    datasets.load_dataset(config)
   message = str(error.value)
   assert f"TFRecords in {version_dir(tmp_path, 'sysu')}" in message
   assert "test: identities: expected 2, found 3" in message
   assert f"delete {version_dir(tmp_path, 'sysu')}" in message
+
+
+def invert(image):
+  return 255 - image
+
+
+def test_tfrecords_of_a_same_count_folder_with_other_images_are_refused(pristine, tmp_path):
+  """An IR→VIS translated copy has its source's counts; the recorded raw folder tells them
+  apart."""
+  original = copy_of(pristine, "sysu", tmp_path)
+  datasets.load_dataset(data_config("sysu", original, tmp_path))
+  translated = translation.translate_infrared(original, tmp_path / "translated", invert,
+                                              progress=False)
+  assert ([layouts.count_records(records) for records in train_and_test_records("sysu",
+                                                                                translated)]
+          == [layouts.count_records(records) for records in train_and_test_records("sysu",
+                                                                                   original)])
+  with pytest.raises(layouts.DatasetIntegrityError) as error:
+    datasets.load_dataset(data_config("sysu", translated, tmp_path))
+  message = str(error.value)
+  assert isinstance(error.value, ValueError)
+  assert (f"The TFRecords in {version_dir(tmp_path, 'sysu')} were written from the raw folder "
+          f"{original}, but config.data.root is {translated}, which holds other images") in message
+  assert f"Set config.data.tfds_dir to a folder of its own for {translated}" in message
+  assert f"or delete {version_dir(tmp_path, 'sysu')} to rebuild" in message
+  # With a TFRecords folder of its own it builds and loads.
+  datasets.load_dataset(data_config("sysu", translated, tmp_path,
+                                    tfds_dir=str(tmp_path / "tfds_translated")))
+
+
+def test_a_moved_raw_folder_keeps_its_tfrecords_and_one_replaced_in_place_does_not(
+    pristine, tmp_path, capsys):
+  original = copy_of(pristine, "sysu", tmp_path)
+  train, _ = datasets.load_dataset(data_config("sysu", original, tmp_path))
+  moved = tmp_path / "moved"
+  original.rename(moved)
+  capsys.readouterr()
+  moved_train, _ = datasets.load_dataset(data_config("sysu", moved, tmp_path))
+  assert "Writing the TFRecords" not in capsys.readouterr().out  # not rebuilt
+  np.testing.assert_array_equal(moved_train.images, train.images)
+  # Other images (same counts) under the path the TFRecords recorded.
+  translation.translate_infrared(moved, original, invert, progress=False)
+  with pytest.raises(layouts.DatasetIntegrityError,
+                     match=f"were written from {original}, whose images have changed since"):
+    datasets.load_dataset(data_config("sysu", original, tmp_path))
+
+
+def test_tfrecords_without_the_record_of_their_raw_folder_still_load_with_a_note(
+    pristine, tmp_path, capsys):
+  root = copy_of(pristine, "regdb", tmp_path)
+  config = data_config("regdb", root, tmp_path)
+  train, _ = datasets.load_dataset(config)
+  metadata = version_dir(tmp_path, "regdb") / "metadata.json"
+  recorded = json.loads(metadata.read_text())[integrity.RAW_FOLDER_KEY]
+  assert recorded["root"] == str(root) and len(recorded["fingerprint"]) == 64
+  metadata.unlink()  # as TFRecords written before builds recorded their raw folder
+  capsys.readouterr()
+  old_train, _ = datasets.load_dataset(config)
+  assert "do not record which raw folder they were written from" in capsys.readouterr().out
+  np.testing.assert_array_equal(old_train.images, train.images)
 
 
 def test_synthetic_folder_of_another_layout_is_refused(pristine, tmp_path):

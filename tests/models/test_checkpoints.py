@@ -72,6 +72,12 @@ class MethodWithLoader(toy_method.ToyMethod):
   load_pytorch = staticmethod(lambda source, model_config: ('loaded', source, model_config))
 
 
+class MethodWithSizedLoader(toy_method.ToyMethod):
+  load_pytorch = staticmethod(lambda source, model_config, *, image_size: (
+      'loaded', model_config, image_size))
+  load_pytorch_reads_image_size = True
+
+
 def test_load_pytorch_dispatches_on_the_method(tiny_agw):
   from vireid_jax.methods import agw as agw_method
   assert agw_method.AGWMethod.load_pytorch is agw_pytorch.load_pytorch
@@ -80,9 +86,14 @@ def test_load_pytorch_dispatches_on_the_method(tiny_agw):
   # A method of the user's own brings its loader in its own file.
   config.method = f'{__name__}:MethodWithLoader'
   assert checkpoints.load_pytorch(state_dict, config) == ('loaded', state_dict, config.model)
+  # A model built for an input size gets it from config.data (DJANet's).
+  config.method = f'{__name__}:MethodWithSizedLoader'
+  assert checkpoints.load_pytorch(state_dict, config) == (
+      'loaded', config.model, (config.data.image_height, config.data.image_width))
   config.method = 'tests.training.toy_method'
   with pytest.raises(ValueError, match=r"config\.method='tests.training.toy_method' has no "
-                                       r"PyTorch checkpoint loader.*methods with one: agw, caj, mcja, mmn\."):
+                                       r"PyTorch checkpoint loader.*methods with one: agw, caj, "
+                                       r"djanet, mcja, mmn\."):
     checkpoints.load_pytorch(state_dict, config)
 
 

@@ -60,8 +60,8 @@ class ReferenceMamba(nn.Module):
 def copy_weights(reference, model):
   numpy = lambda tensor: jnp.asarray(tensor.detach().numpy())
   model.in_proj.kernel[...] = numpy(reference.in_proj.weight).T
-  model.conv_kernel[...] = numpy(reference.conv1d.weight)[:, 0, :].T
-  model.conv_bias[...] = numpy(reference.conv1d.bias)
+  model.conv1d.kernel[...] = numpy(reference.conv1d.weight).transpose(2, 1, 0)
+  model.conv1d.bias[...] = numpy(reference.conv1d.bias)
   model.x_proj.kernel[...] = numpy(reference.x_proj.weight).T
   model.dt_proj.kernel[...] = numpy(reference.dt_proj.weight).T
   model.dt_proj.bias[...] = numpy(reference.dt_proj.bias)
@@ -93,7 +93,21 @@ def test_initialisation_is_the_library_s():
   assert kernel.min() >= -0.25 and kernel.max() <= 0.25 and kernel.min() < -0.2
   dt = np.log1p(np.exp(np.asarray(model.dt_proj.bias[...])))   # softplus of the bias
   assert dt.min() >= 1e-3 * 0.999 and dt.max() <= 0.1 * 1.001
-  assert np.abs(np.asarray(model.conv_kernel[...])).max() <= 0.5   # U(±1/√4)
+  assert np.abs(np.asarray(model.conv1d.kernel[...])).max() <= 0.5   # U(±1/√4)
+  assert model.conv1d.kernel.shape == (4, 1, 512)
+
+
+def test_the_causal_convolution_has_pytorch_s_orientation():
+  """An impulse at t reaches t, t+1, t+2, t+3 through w[3], w[2], w[1], w[0] (PyTorch's
+  Conv1d(padding=3) cut to the first L outputs), nothing before t."""
+  model = Mamba(4, d_state=2, d_conv=4, rngs=nnx.Rngs(0))
+  weights = np.array([1.0, 10.0, 100.0, 1000.0], np.float32)
+  model.conv1d.kernel[...] = jnp.tile(weights[:, None, None], (1, 1, model.d_inner))
+  model.conv1d.bias[...] = jnp.zeros(model.d_inner)
+  impulse = np.zeros((1, 9, model.d_inner), np.float32)
+  impulse[0, 2] = 1.0
+  out = np.asarray(model.conv1d(jnp.asarray(impulse)))[0, :, 0]
+  np.testing.assert_array_equal(out, [0, 0, 1000, 100, 10, 1, 0, 0, 0])
 
 
 def test_the_block_is_causal():

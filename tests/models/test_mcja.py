@@ -18,12 +18,8 @@ from vireid_jax.models.layers import BatchNorm
 
 torch = pytest.importorskip("torch")
 from tests.models import torch_mcja_reference as reference  # noqa: E402
+from tests.models.torch_reference import relative_error  # noqa: E402
 
-
-def _relative_error(ours, theirs):
-  """max over rows of ||ours − theirs|| / ||theirs||."""
-  ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
-  return np.max(np.linalg.norm(ours - theirs, axis=-1) / np.linalg.norm(theirs, axis=-1))
 
 
 def _normalised(x):
@@ -69,8 +65,8 @@ def test_authors_checkpoint_gives_the_reference_features_for_both_modality_strin
   by_modality = {modality: inference.extract_features(model, images, modality)
                  for modality in ("visible", "infrared")}
   for modality, features in by_modality.items():
-    assert _relative_error(features["pool"], _normalised(pooled.numpy())) <= 1e-4, modality
-    assert _relative_error(features["bn"], _normalised(bn.numpy())) <= 1e-4, modality
+    assert relative_error(features["pool"], _normalised(pooled.numpy())) <= 1e-4, modality
+    assert relative_error(features["bn"], _normalised(bn.numpy())) <= 1e-4, modality
   for name in ("pool", "bn"):
     np.testing.assert_array_equal(by_modality["visible"][name], by_modality["infrared"][name])
   # The MDAs were active: zeroing their output BatchNorms changes the features.
@@ -79,7 +75,7 @@ def test_authors_checkpoint_gives_the_reference_features_for_both_modality_strin
       adapter.output_norm.scale[...] = jnp.zeros_like(adapter.output_norm.scale[...])
       adapter.output_norm.bias[...] = jnp.zeros_like(adapter.output_norm.bias[...])
   without = inference.extract_features(model, images, "visible")["bn"]
-  assert _relative_error(without, _normalised(bn.numpy())) > 1e-2
+  assert relative_error(without, _normalised(bn.numpy())) > 1e-2
 
 
 def test_export_writes_back_every_key_of_the_authors_checkpoint(authors_checkpoint):

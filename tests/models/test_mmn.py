@@ -20,12 +20,8 @@ from vireid_jax.training import optim
 
 torch = pytest.importorskip("torch")
 from tests.models import torch_mmn_reference as reference  # noqa: E402
-from tests.models.torch_reference import randomize_batchnorms  # noqa: E402
+from tests.models.torch_reference import randomize_batchnorms, relative_error  # noqa: E402
 
-
-def _relative_error(ours, theirs):
-  ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
-  return np.max(np.linalg.norm(ours - theirs, axis=-1) / np.linalg.norm(theirs, axis=-1))
 
 
 def _images(seed, batch, height=384, width=192):
@@ -67,7 +63,7 @@ def test_authors_checkpoint_gives_the_reference_features(authors_checkpoint):
                 "bn_sum": fc[:2] + fc[2:]}
     assert set(features) == set(expected)
     for name, value in expected.items():
-      assert _relative_error(features[name], value) <= 1e-4, (modality, name)
+      assert relative_error(features[name], value) <= 1e-4, (modality, name)
   # bn_sum's dot products are the sum of test.py's four similarity matrices.
   query = inference.extract_features(model, images, "infrared")
   gallery = inference.extract_features(model, images, "visible")

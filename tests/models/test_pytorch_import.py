@@ -18,6 +18,7 @@ torch = pytest.importorskip('torch')
 
 from configs import default  # noqa: E402  (after the skip)
 from tests.models import torch_reference as reference  # noqa: E402
+from tests.models.torch_reference import relative_error  # noqa: E402
 from vireid_jax import checkpoints, inference  # noqa: E402
 from vireid_jax.models import AGW  # noqa: E402
 
@@ -32,11 +33,6 @@ def _images(seed, batch=3, height=64, width=32):
   images = np.random.default_rng(seed).normal(size=(batch, height, width, 3)).astype(np.float32)
   return images, torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
 
-
-def _relative_error(ours, theirs):
-  """max over rows of ||ours − theirs|| / ||theirs||."""
-  ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
-  return np.max(np.linalg.norm(ours - theirs, axis=-1) / np.linalg.norm(theirs, axis=-1))
 
 
 def _agw_config(**model_fields):
@@ -68,7 +64,7 @@ def _assert_running_statistics_equal(model, net):
   # Every BatchNorm of the model, and only the reference's unused copies left out.
   assert len(used) == len([key for key in ours if key.endswith(('running_mean', 'running_var'))])
   for key in used:
-    assert _relative_error(ours[key], theirs[key].numpy()) <= 1e-4, key
+    assert relative_error(ours[key], theirs[key].numpy()) <= 1e-4, key
 
 
 # ------------------------------------------------------------------------- full-width AGW
@@ -112,10 +108,10 @@ def test_full_agw_eval_features_match_pytorch_for_both_modalities(full_agw):
     with torch.no_grad():
       pool, bn = net(torch_images, torch_images, modal)
     features = inference.extract_features(model, images, modality)
-    assert _relative_error(features['pool'], pool.numpy()) <= 1e-4, modality
-    assert _relative_error(features['bn'], bn.numpy()) <= 1e-4, modality
+    assert relative_error(features['pool'], pool.numpy()) <= 1e-4, modality
+    assert relative_error(features['bn'], bn.numpy()) <= 1e-4, modality
   # The two stems differ, so the comparison above did tell the modalities apart.
-  assert _relative_error(inference.extract_features(model, images, 'visible')['bn'],
+  assert relative_error(inference.extract_features(model, images, 'visible')['bn'],
                          bn.numpy()) > 1e-2
 
 
@@ -128,11 +124,11 @@ def test_full_agw_training_forward_and_running_statistics_match_pytorch(full_agw
   outputs = forward(model, visible, infrared)
   pooled, logits = outputs.pooled, outputs.logits
   torch_pooled, torch_logits = net(torch_visible, torch_infrared)
-  assert _relative_error(pooled, torch_pooled.detach().numpy()) <= 1e-4
+  assert relative_error(pooled, torch_pooled.detach().numpy()) <= 1e-4
   # The BNNeck normalises over only these 4 samples, which amplifies the float32 rounding
   # differences of `pooled` about fourfold (both sides' logits equal a float64 recomputation
   # from their own `pooled` to 1e-6): a looser bound here.
-  assert _relative_error(logits, torch_logits.detach().numpy()) <= 1e-3
+  assert relative_error(logits, torch_logits.detach().numpy()) <= 1e-3
   # PyTorch: momentum 0.1 and the unbiased batch variance, in all 64 BatchNorms used.
   _assert_running_statistics_equal(model, net)
 
@@ -150,8 +146,8 @@ def test_caj_config_loads_the_authors_checkpoint_and_its_loss_equals_train_ext(f
     with torch.no_grad():
       pool, bn = net(torch_images, torch_images, modal)
     features = inference.extract_features(model, images, modality)
-    assert _relative_error(features['pool'], pool.numpy()) <= 1e-4, modality
-    assert _relative_error(features['bn'], bn.numpy()) <= 1e-4, modality
+    assert relative_error(features['pool'], pool.numpy()) <= 1e-4, modality
+    assert relative_error(features['bn'], bn.numpy()) <= 1e-4, modality
 
   # One step of train_ext.py in training mode: x1 = [A; B] through the visible stem, x2 = IR.
   net = copy.deepcopy(net).train()
@@ -206,12 +202,12 @@ def test_full_resnet50_matches_torchvision_in_eval_and_training(tmp_path):
   model.eval()
   with torch.no_grad():
     expected = net(torch_images).numpy()
-  assert _relative_error(forward(model, images), expected) <= 1e-4
+  assert relative_error(forward(model, images), expected) <= 1e-4
 
   model.train()
   net.train()
   logits = forward(model, images)
-  assert _relative_error(logits, net(torch_images).detach().numpy()) <= 1e-4
+  assert relative_error(logits, net(torch_images).detach().numpy()) <= 1e-4
   _assert_running_statistics_equal(model, net)
 
 
@@ -235,7 +231,7 @@ def test_every_depth_round_trips_a_torchvision_state_dict(depth):
   model.eval()
   with torch.no_grad():
     expected = net(torch_images).numpy()
-  assert _relative_error(forward(model, images), expected) <= 1e-4
+  assert relative_error(forward(model, images), expected) <= 1e-4
 
 
 # --------------------------------------------------------------- ImageNet initialisation
@@ -272,7 +268,7 @@ def test_init_backbone_from_torchvision_fills_both_stems_and_the_shared_stages(t
   view = nnx.view(model, use_running_average=True)
   for stem in ('visible_stem', 'infrared_stem'):
     feature_map = nnx.jit(lambda m, x, s=stem: m.stages(getattr(m, s)(x)))(view, images)
-    assert _relative_error(np.reshape(feature_map, (2, -1)), expected.reshape(2, -1)) <= 1e-5
+    assert relative_error(np.reshape(feature_map, (2, -1)), expected.reshape(2, -1)) <= 1e-5
 
 
 def test_config_pretrained_initialises_the_train_state_backbone(tmp_path):

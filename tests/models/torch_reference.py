@@ -17,6 +17,7 @@ JAX code: these modules are the independent side of the comparison.
   ``classifier`` a bias-free Linear.
 """
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -244,3 +245,9 @@ def randomize_batchnorms(module, seed, bnneck='bottleneck'):
         if name != bnneck:
           child.bias.copy_(0.1 * torch.randn(shape, generator=generator))
   return module
+
+
+def relative_error(ours, theirs):
+  """max over rows of ||ours − theirs|| / ||theirs|| (features [B, D]), in float64."""
+  ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+  return np.max(np.linalg.norm(ours - theirs, axis=-1) / np.linalg.norm(theirs, axis=-1))

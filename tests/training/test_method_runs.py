@@ -83,6 +83,13 @@ METHOD_RUNS = {
         config.data.image_height = 64
         config.data.image_width = 32
         """, {"sysu_all"}, {"pool", "bn", "bn_sum"}, {"triplet_loss", "dcl_loss"}),
+    # 96 x 48: the smallest 2:1 input of the layerATT chain (E = 6 x 3 = 18, two heads).
+    "djanet": ("""
+        config.data.image_height = 96
+        config.data.image_width = 48
+        config.model.width = 8
+        config.model.mamba_d_state = 4
+        """, {"sysu_all"}, {"pool", "bn"}, {"triplet_loss", "complementary_loss"}),
 }
 
 

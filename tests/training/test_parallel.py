@@ -23,7 +23,7 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
     import json
     import jax
     import numpy as np
-    from configs import caj, mcja, mmn, synthetic
+    from configs import caj, djanet, mcja, mmn, synthetic
     from vireid_jax import methods
     from vireid_jax.methods.base import DataInfo
     from vireid_jax.training import loop, parallel
@@ -45,10 +45,17 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
              "labels": np.repeat(np.arange(4), 4).astype(np.int32),
              "modalities": np.tile([0, 1], 8).astype(np.int32)}
 
+    # DJANet's four views at its smallest 2:1 input, 96 x 48 (one image per device and view).
+    four_views = dict({view: rng.normal(size=(8, 96, 48, 3)).astype(np.float32) for view in
+                       ("visible", "visible_augmented", "infrared", "infrared_augmented")},
+                      visible_labels=labels, infrared_labels=labels)
+
     def config_of(module, dtype="float32"):
       config = module.get_config("synthetic") if module is not synthetic else module.get_config()
       config.model.width = 8
       config.model.dtype = dtype
+      if module is djanet:
+        config.model.mamba_d_state = 4
       return config
 
     def flat(tree):
@@ -59,7 +66,8 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
                                 ("agw_bfloat16", config_of(synthetic, "bfloat16"), two_stream),
                                 ("caj", config_of(caj), three_views),
                                 ("mcja", config_of(mcja), mixed),
-                                ("mmn", config_of(mmn), two_stream)):
+                                ("mmn", config_of(mmn), two_stream),
+                                ("djanet", config_of(djanet), four_views)):
       outputs = {}
       # bfloat16: the 8-device mesh only, against float32 (the 1-device comparison is float32's).
       meshes = (("one", jax.devices()[:1]), ("eight", jax.devices()))
@@ -115,8 +123,8 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def eight_device_steps():
-  """Two steps of AGW (float32 and bfloat16), CAJ, MCJA and MMN, each on a 1-device and an
-  8-device mesh, in one subprocess (the CPU device count is fixed when JAX starts)."""
+  """Two steps of AGW (float32 and bfloat16), CAJ, MCJA, MMN and DJANet, each on a 1-device
+  and an 8-device mesh, in one subprocess (the CPU device count is fixed when JAX starts)."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu", PYTHONPATH=REPO_ROOT)
   completed = subprocess.run([sys.executable, "-c", STEP_ON_TWO_MESHES], cwd=REPO_ROOT,
@@ -126,23 +134,35 @@ def eight_device_steps():
   return json.loads(line[len("RESULT "):])
 
 
-@pytest.mark.parametrize("case", ["agw", "caj", "mcja", "mmn"])
+# Relative tolerance of each case's losses. The tiny from-scratch DJANet is itself sensitive to
+# float32 rounding (its LayerNorms normalise 16 channels over 18 positions): on ONE device, the
+# same step compiled with and without XLA's optimisations differs by 2e-5 in the first loss and
+# 8e-4 in the second (the two meshes: 4e-5 and 1.2e-3). A BatchNorm or loss that saw one
+# device's share of the batch (one image per view) would be off by far more.
+LOSS_TOLERANCE = {"djanet": 5e-3}
+UPDATE_TOLERANCE = {"mcja": 4.0, "djanet": 0.5}
+
+
+@pytest.mark.parametrize("case", ["agw", "caj", "mcja", "mmn", "djanet"])
 def test_steps_on_eight_devices_equal_the_steps_on_one(eight_device_steps, case):
   result = eight_device_steps[case]
   one, eight = result["metrics"]
   # Both steps: the second after an update, so the updated parameters agree too. The losses
   # and the BatchNorms see the global batch on either mesh.
+  tolerance = LOSS_TOLERANCE.get(case, 1e-4)
   for one_step, eight_step in zip(one, eight):
     for name, value in one_step.items():
       if name != "accuracy":
-        assert abs(value - eight_step[name]) <= 1e-4 * max(abs(value), 1e-3), (name, result)
+        assert abs(value - eight_step[name]) <= tolerance * max(abs(value), 1e-3), (name, result)
+  # The first step's losses (identical parameters) agree closely even for DJANet.
+  assert abs(one[0]["loss"] - eight[0]["loss"]) <= 1e-4 * abs(one[0]["loss"]), result
   # Only the order of the cross-device sums differs. SGD: every element within 1 % of the
   # largest update (the worst is the bias of a width-1 non-local projection, whose gradient
   # sums thousands of nearly cancelling terms). Adam: elements whose gradient is at rounding
   # level may move by up to the learning rate either way, a handful in 10^5.
-  assert result["params_over_one_percent"] < 1e-4, result
-  assert result["params_max"] <= (4.0 if case == "mcja" else 5e-2), result
-  assert result["batch_stats"] < 1e-3, result
+  assert result["params_over_one_percent"] < (5e-2 if case == "djanet" else 1e-4), result
+  assert result["params_max"] <= UPDATE_TOLERANCE.get(case, 5e-2), result
+  assert result["batch_stats"] < (5e-2 if case == "djanet" else 1e-3), result
   # The state is replicated on every device of the mesh.
   assert result["param_devices"] == [1, 8]
 

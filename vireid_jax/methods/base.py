@@ -34,7 +34,10 @@ target stream) and `progress_metric` (the metric the progress bar shows, default
 
 A method whose authors release PyTorch checkpoints also names `model_type` (the NNX model
 class it builds) with the static functions `load_pytorch(path_or_state_dict, model_config)`
-and `to_pytorch_state_dict(model)`; `vireid_jax.checkpoints` dispatches on them.
+and `to_pytorch_state_dict(model)`; `vireid_jax.checkpoints` dispatches on them. A model whose
+shapes follow the input size (DJANet's attention over the layer3 positions) also sets
+`load_pytorch_reads_image_size = True`: its loader then gets `image_size=(H, W)` from
+`config.data` as a keyword.
 
 `config.data.sampler` and `config.data.augmentation` name the method's input recipe in the
 registries of `vireid_jax.data`; the method's own config file sets them.
@@ -60,7 +63,8 @@ __all__ = ["DataInfo", "EpochContext", "Method", "Net", "NetState", "MethodError
 REQUIRED = ("create_state", "train_step", "features")
 OPTIONAL = ("begin_epoch", "epoch_inputs")
 ATTRIBUTES = ("uses_target", "progress_metric")
-PYTORCH = ("model_type", "load_pytorch", "to_pytorch_state_dict")
+PYTORCH = ("model_type", "load_pytorch", "to_pytorch_state_dict",
+           "load_pytorch_reads_image_size")
 
 
 class MethodError(TypeError):

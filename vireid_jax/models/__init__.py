@@ -1,10 +1,11 @@
-"""Networks: torchvision-exact ResNets, shared layers, the AGW, MCJA and MMN models, their outputs,
-and the Mamba block."""
+"""Networks: torchvision-exact ResNets, shared layers, the AGW, MCJA, MMN and DJANet models, their
+outputs, and the Mamba block."""
 
 from vireid_jax.models.agw import (
     AGW,
     build_agw,
 )
+from vireid_jax.models.djanet import DJANet, build_djanet
 from vireid_jax.models.layers import (
     BatchNorm,
     GeneralizedMeanPooling,
@@ -45,6 +46,7 @@ __all__ = [
     'Mamba',
     'MDA',
     'MMN',
+    'DJANet',
     'NonLocalBlock',
     'Projection',
     'RESNET_CONFIGS',
@@ -56,6 +58,7 @@ __all__ = [
     'build_agw',
     'build_mcja',
     'build_mmn',
+    'build_djanet',
     'average_pool',
     'gem_pool',
     'kaiming_normal_fan_out',

@@ -58,6 +58,13 @@ _MODEL_FIELDS_HINT = (
 )
 
 
+def non_local_key(path: Path) -> str:
+  """``('inserted', s, k, module, leaf)`` inside :class:`ResNetStages` -> ``NL_{s+1}.{k}.…``
+  (the AGW-family references' non-local blocks)."""
+  _, stage, index, module, leaf = path
+  return f'NL_{stage + 1}.{index}.{_TORCH_NON_LOCAL[module]}.{TORCH_LEAF[leaf]}'
+
+
 def agw_key(path: Path) -> str | None:
   """A path in :class:`AGW` -> the reference ``embed_net`` key (None: not in the reference)."""
   head, *rest = path
@@ -66,8 +73,7 @@ def agw_key(path: Path) -> str | None:
   if head == 'stages':
     if rest[0] == 'layers':
       return _BASE_PREFIX + stages_key(tuple(rest))
-    _, stage, index, module, leaf = rest  # inserted non-local block
-    return f'NL_{stage + 1}.{index}.{_TORCH_NON_LOCAL[module]}.{TORCH_LEAF[leaf]}'
+    return non_local_key(tuple(rest))
   if head in ('bottleneck', 'classifier'):
     return f'{head}.{TORCH_LEAF[rest[-1]]}'
   if head == 'gem':

@@ -13,6 +13,7 @@ On s [B, L, d_model], with d_inner = expand · d_model and dt_rank = ⌈d_model 
 5. y = selective_scan(x, Δ, A, B, C, D, z) (times SiLU(z));
 6. out_proj (no bias) → [B, L, d_model].
 
+dt_rank may also be given as an int ("auto" = ⌈d_model / 16⌉, the library's default).
 Initialisation as the library's: in_proj, x_proj, out_proj and the convolution PyTorch defaults
 (U(±1/√fan_in)); W_dt ~ U(±dt_rank^−½); b_dt = softplus⁻¹(dt), dt = exp(U(log 1e-3, log 0.1))
 clamped at ≥ 1e-4; A_log[d, j] = log(j + 1); D = 1. The scan runs in float32.
@@ -43,22 +44,31 @@ def _inverse_softplus_dt(key, shape, dtype=jnp.float32, *, dt_min=1e-3, dt_max=0
 class Mamba(nnx.Module):
   """`mamba_ssm.Mamba` (v1), [B, L, d_model] → [B, L, d_model].
 
-  Attributes (the library's names): in_proj, conv_kernel [d_conv, d_inner] and conv_bias
-  (its depthwise `conv1d`), x_proj, dt_proj, A_log [d_inner, d_state], D [d_inner], out_proj.
+  Attributes (the library's names): in_proj, conv1d (depthwise: kernel [d_conv, 1, d_inner],
+  bias [d_inner]; computed in float32), x_proj, dt_proj, A_log [d_inner, d_state], D [d_inner],
+  out_proj.
   """
 
   def __init__(self, d_model: int, *, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-               scan_chunk_size: int = 16, dtype: DTypeLike = jnp.float32, rngs: nnx.Rngs):
+               dt_rank: int | str = "auto", scan_chunk_size: int = 16,
+               dtype: DTypeLike = jnp.float32, rngs: nnx.Rngs):
     d_inner = expand * d_model
     self.d_inner, self.d_state, self.d_conv = d_inner, d_state, d_conv
-    self.dt_rank = math.ceil(d_model / 16)
+    if dt_rank == "auto":
+      dt_rank = math.ceil(d_model / 16)
+    if not isinstance(dt_rank, int) or dt_rank < 1:
+      raise ValueError(f"Mamba's dt_rank must be \"auto\" or a positive int, got {dt_rank!r}.")
+    self.dt_rank = dt_rank
     self.scan_chunk_size = scan_chunk_size
     linear = lambda i, o, **kw: nnx.Linear(i, o, kernel_init=torch_default_uniform(i),
                                            dtype=dtype, rngs=rngs, **kw)
     self.in_proj = linear(d_model, 2 * d_inner, use_bias=False)
     conv_init = torch_default_uniform(d_conv)   # depthwise: fan_in = kernel size
-    self.conv_kernel = nnx.Param(conv_init(rngs.params(), (d_conv, d_inner), jnp.float32))
-    self.conv_bias = nnx.Param(conv_init(rngs.params(), (d_inner,), jnp.float32))
+    # Causal: d_conv − 1 zeros before the start, none after (PyTorch pads both sides and keeps
+    # the first L outputs, which is the same).
+    self.conv1d = nnx.Conv(d_inner, d_inner, (d_conv,), padding=((d_conv - 1, 0),),
+                           feature_group_count=d_inner, kernel_init=conv_init,
+                           bias_init=conv_init, dtype=jnp.float32, rngs=rngs)
     self.x_proj = linear(d_inner, self.dt_rank + 2 * d_state, use_bias=False)
     bound = self.dt_rank ** -0.5
     self.dt_proj = nnx.Linear(
@@ -72,12 +82,8 @@ class Mamba(nnx.Module):
 
   def __call__(self, s: jax.Array) -> jax.Array:
     """[B, L, d_model] → [B, L, d_model] (the input's dtype)."""
-    length = s.shape[1]
     x, z = jnp.split(self.in_proj(s), 2, axis=-1)
-    # Causal depthwise convolution: d_conv − 1 zeros before the start.
-    padded = jnp.pad(x.astype(jnp.float32), ((0, 0), (self.d_conv - 1, 0), (0, 0)))
-    x = sum(self.conv_kernel[k] * padded[:, k:k + length] for k in range(self.d_conv))
-    x = jax.nn.silu(x + self.conv_bias[...])
+    x = jax.nn.silu(self.conv1d(x.astype(jnp.float32)))
     delta, B, C = jnp.split(self.x_proj(x.astype(s.dtype)).astype(jnp.float32),
                             [self.dt_rank, self.dt_rank + self.d_state], axis=-1)
     delta = delta @ self.dt_proj.kernel[...]
@@ -96,9 +102,10 @@ class MambaLayer(nnx.Module):
   """
 
   def __init__(self, d_model: int, *, d_state: int = 64, d_conv: int = 4, expand: int = 2,
-               scan_chunk_size: int = 16, dtype: DTypeLike = jnp.float32, rngs: nnx.Rngs):
+               dt_rank: int | str = "auto", scan_chunk_size: int = 16,
+               dtype: DTypeLike = jnp.float32, rngs: nnx.Rngs):
     self.mamba_norm = nnx.LayerNorm(d_model, epsilon=1e-5, dtype=jnp.float32, rngs=rngs)
-    self.mamba = Mamba(d_model, d_state=d_state, d_conv=d_conv, expand=expand,
+    self.mamba = Mamba(d_model, d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank,
                        scan_chunk_size=scan_chunk_size, dtype=dtype, rngs=rngs)
     self.ffn_norm = nnx.LayerNorm(d_model, epsilon=1e-5, dtype=jnp.float32, rngs=rngs)
     linear = lambda: nnx.Linear(d_model, d_model, kernel_init=jax.nn.initializers.normal(0.02),

@@ -78,7 +78,8 @@ def _run(config, workdir: str, method, *, mode: str, allow_config_change: bool) 
   from vireid_jax.data import pipeline
 
   workdir_config.check_or_record(config, workdir, allow_change=allow_config_change)
-  splits = datasets.load(config.data, with_target=method.uses_target)
+  # config.eval.test_root / test_tfds_dir may name another folder for the evaluated split.
+  splits = datasets.load(config.data, with_target=method.uses_target, eval_config=config.eval)
   mesh = parallel.make_mesh()
   reference_steps = pipeline.steps_per_epoch(splits.train, config.data, target=splits.target)
   steps_per_epoch = config.train.steps_per_epoch

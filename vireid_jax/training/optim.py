@@ -23,31 +23,53 @@ import optax
 from vireid_jax import pytree_paths
 
 
-def epoch_learning_rate(epoch, *, base_lr: float, warmup_epochs: int,
-                        milestones: Sequence[int], decay: float):
-  """The reference's learning rate at a 0-based epoch (`train.py:218-233`).
+# config.optim.warmup_style -> the warm-up multiplier of the base rate at 0-based epoch e < W.
+WARMUP_STYLES = {
+    # AGW and its family (train.py:218-233): (e + 1) / W, i.e. 0.1, 0.2, ..., 1.0 for W = 10.
+    "linear": lambda epoch, warmup_epochs, factor: (epoch + 1) / warmup_epochs,
+    # DJANet's WarmupMultiStepLR (solver/lr_scheduler.py:48-62): factor + (1 − factor) · e / W,
+    # i.e. 0.10, 0.19, ..., 0.91 for W = 10 and factor 0.1; 1 is first reached at e = W.
+    "linear_from_factor": lambda epoch, warmup_epochs, factor: (
+        factor + (1.0 - factor) * epoch / warmup_epochs),
+}
 
-  With base 0.1, warm-up 10 and milestones (20, 50): 0.01, 0.02, ..., 0.10 over epochs 0–9
-  (warm-up changes once per epoch, not per step), 0.1 until 19, 0.01 until 49, then 0.001.
+
+def epoch_learning_rate(epoch, *, base_lr: float, warmup_epochs: int,
+                        milestones: Sequence[int], decay: float,
+                        warmup_style: str = "linear", warmup_factor: float = 0.1):
+  """The reference's learning rate at a 0-based epoch.
+
+  With base 0.1, warm-up 10 ("linear") and milestones (20, 50): 0.01, 0.02, ..., 0.10 over
+  epochs 0–9 (warm-up changes once per epoch, not per step), 0.1 until 19, 0.01 until 49, then
+  0.001 (AGW's `train.py:218-233`). `warmup_style` picks the warm-up from `WARMUP_STYLES`.
   Works on Python ints and on traced arrays.
   """
+  if warmup_style not in WARMUP_STYLES:
+    raise ValueError(f"config.optim.warmup_style={warmup_style!r}: expected one of "
+                     f"{sorted(WARMUP_STYLES)}.")
   epoch = jnp.asarray(epoch)
   lr = jnp.asarray(base_lr, jnp.float32)
   for milestone in milestones:
     lr = jnp.where(epoch >= milestone, lr * decay, lr)
   if warmup_epochs > 0:
-    warmup_lr = base_lr * (epoch + 1) / warmup_epochs
+    warmup_lr = base_lr * WARMUP_STYLES[warmup_style](epoch, warmup_epochs, warmup_factor)
     lr = jnp.where(epoch < warmup_epochs, warmup_lr, lr)
   return lr
 
 
 def step_schedule(optim_config, steps_per_epoch: int, scale: float = 1.0) -> optax.Schedule:
   """Optax schedule (of the update count) that holds `epoch_learning_rate` for whole epochs."""
+  warmup_style = optim_config.get("warmup_style", "linear")
+  if warmup_style not in WARMUP_STYLES:
+    raise ValueError(f"config.optim.warmup_style={warmup_style!r}: expected one of "
+                     f"{sorted(WARMUP_STYLES)}.")
+
   def schedule(count):
     epoch = count // steps_per_epoch
     return scale * epoch_learning_rate(
         epoch, base_lr=optim_config.base_lr, warmup_epochs=optim_config.warmup_epochs,
-        milestones=tuple(optim_config.milestones), decay=optim_config.decay)
+        milestones=tuple(optim_config.milestones), decay=optim_config.decay,
+        warmup_style=warmup_style, warmup_factor=optim_config.get("warmup_factor", 0.1))
   return schedule
 
 

@@ -10,6 +10,11 @@ step is added.
 TFDS writes a build into a temporary folder and renames it when every split is complete, so a
 build that fails (an unreadable image, a wrong count) or is killed never leaves a dataset that
 later loads as complete; the next build starts over.
+
+Each build records the raw folder it read (`integrity.raw_folder_record`: absolute path and a
+content fingerprint) in its `DatasetInfo.metadata` (TFDS's `metadata.json` beside the
+TFRecords), so that `vireid_jax.data.datasets.build` can refuse TFRecords of another folder
+with the same counts (an IR→VIS translated copy of SYSU-MM01).
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class ReIdBuilder(tfds.core.GeneratorBasedBuilder):
         # Keep the reference's record order, so positions are stable across rebuilds.
         disable_shuffling=True,
         homepage=self.HOMEPAGE,
+        # Filled by `_split_generators`: {integrity.RAW_FOLDER_KEY: raw_folder_record}.
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -106,6 +113,7 @@ class ReIdBuilder(tfds.core.GeneratorBasedBuilder):
     splits = self.split_records(root)
     if self.builder_config.check_counts:
       integrity.check_counts(self.DATASET, root, count_splits(splits))
+    self.info.metadata[integrity.RAW_FOLDER_KEY] = integrity.raw_folder_record(root, splits)
     return {name: self._generate_examples(records) for name, records in splits.items()}
 
   def _generate_examples(self, records: Sequence[layouts.Record]):

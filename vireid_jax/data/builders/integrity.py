@@ -14,14 +14,24 @@ Counts are plain JSON-ready dicts in `layouts.count_split` form::
 
 An expected-counts dict may leave out "cameras" (or "images"); only the keys it has are compared.
 
+Counts cannot tell two folders of the same dataset apart: an IR→VIS translated copy of SYSU-MM01
+(DJANet's data, `vireid_jax.data.translation`) has exactly the original's counts. So the
+builders also record which raw folder they wrote TFRecords from (`raw_folder_record`: its path
+and a content fingerprint, `raw_fingerprint`), and `check_raw_folder` refuses TFRecords whose
+fingerprint is not that of the configured folder. The fingerprint, not the path, decides: a
+dataset folder moved or copied elsewhere keeps its TFRecords, and a folder whose images were
+replaced under the same path does not.
+
 TensorFlow-free, like `layouts` and `synthetic`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from vireid_jax.data import layouts
 from vireid_jax.data import synthetic
@@ -154,3 +164,97 @@ def check_counts(dataset: str, root: str | pathlib.Path, found: Mapping[str, Map
   raise layouts.DatasetIntegrityError(
     f"{layouts.DISPLAY_NAMES[dataset]} {what} at {root} does not have {source}:\n  {listed}\n"
     f"{hint}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Which raw folder TFRecords were written from.
+
+# The key of the builders' `DatasetInfo.metadata` (TFDS's metadata.json beside the TFRecords)
+# that holds `raw_folder_record`.
+RAW_FOLDER_KEY = "raw_folder"
+# Files whose full bytes enter the fingerprint, per split and modality, evenly spaced.
+FINGERPRINT_SAMPLES = 8
+
+
+def raw_fingerprint(splits: Mapping[str, Sequence[layouts.Record]]) -> str:
+  """A fingerprint of the images a build writes, cheap enough to recompute at every load.
+
+  SHA-256 over, per split in order, every record (relative path, person id, camera, modality,
+  label and file size, in record order) and the full bytes of `FINGERPRINT_SAMPLES` files per
+  modality, evenly spaced in the list. Sizes and order cost one `stat` per image; the sampled
+  contents tell apart folders whose re-encoded images happen to keep every size (a translated
+  copy changes every infrared image, so every infrared sample). Neither the root path nor
+  timestamps enter it, so a moved or copied folder keeps its fingerprint.
+
+  Args:
+    splits: {split: records}, as a builder's `split_records` gives them.
+
+  Returns:
+    64 hex digits.
+  """
+  digest = hashlib.sha256()
+  for split, records in splits.items():
+    for record in records:
+      digest.update(f"{split}\t{record.relative_path}\t{record.person_id}\t{record.camera}\t"
+                    f"{record.modality}\t{record.label}\t{os.stat(record.path).st_size}\n"
+                    .encode("utf-8"))
+    for modality in layouts.MODALITIES:
+      of_modality = [record for record in records if record.modality == modality]
+      count = min(len(of_modality), FINGERPRINT_SAMPLES)
+      positions = sorted({i * (len(of_modality) - 1) // max(count - 1, 1) for i in range(count)})
+      for position in positions:
+        digest.update(hashlib.sha256(pathlib.Path(of_modality[position].path).read_bytes())
+                      .digest())
+  return digest.hexdigest()
+
+
+def raw_folder_record(root: str | pathlib.Path,
+                      splits: Mapping[str, Sequence[layouts.Record]]) -> dict:
+  """What a build records about its raw folder: {"root": absolute path, "fingerprint": ...}."""
+  return {"root": str(pathlib.Path(root).absolute()), "fingerprint": raw_fingerprint(splits)}
+
+
+def check_raw_folder(recorded: Mapping | None, root: str | pathlib.Path,
+                     splits: Mapping[str, Sequence[layouts.Record]], tfds_dir: str, *,
+                     root_field: str = "config.data.root",
+                     tfds_dir_field: str = "config.data.tfds_dir") -> bool:
+  """Refuses TFRecords written from another raw folder than `root`.
+
+  The fingerprints decide (`raw_fingerprint`): equal fingerprints accept TFRecords recorded
+  under another path (the folder was moved or copied), different ones refuse them even under
+  the same path (the folder's images were replaced).
+
+  Args:
+    recorded: the TFRecords' `raw_folder_record`, or None for TFRecords written before builds
+      recorded it.
+    root: the configured raw folder.
+    splits: {split: records} of `root`, as its builder enumerates them.
+    tfds_dir: the TFRecords' folder, for the message.
+    root_field, tfds_dir_field: the config fields that name `root` and the TFRecords' folder,
+      for the message.
+
+  Returns:
+    True if the TFRecords recorded their raw folder (and it is `root`'s content); False for
+    TFRecords without a record, which only the counts check can judge.
+
+  Raises:
+    layouts.DatasetIntegrityError (a ValueError): the fingerprints differ; the message names
+      both folders and the two ways out.
+  """
+  if not recorded or "fingerprint" not in recorded:
+    return False
+  if recorded["fingerprint"] == raw_fingerprint(splits):
+    return True
+  root = str(pathlib.Path(root).absolute())
+  recorded_root = recorded.get("root", "<unknown>")
+  if recorded_root == root:
+    what = (f"were written from {root}, whose images have changed since (another dataset "
+            "unpacked or generated into the same folder?)")
+  else:
+    what = (f"were written from the raw folder {recorded_root}, but {root_field} is {root}, "
+            "which holds other images")
+  raise layouts.DatasetIntegrityError(
+    f"The TFRecords in {tfds_dir} {what}. Equal image counts do not make two folders the same "
+    "(an IR→VIS translated copy of SYSU-MM01 has the original's counts), so they are not used. "
+    f"Set {tfds_dir_field} to a folder of its own for {root}, or delete {tfds_dir} to rebuild "
+    f"the TFRecords from {root}.")

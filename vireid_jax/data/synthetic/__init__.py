@@ -50,6 +50,13 @@ must learn modality-invariant cues to match an IR query to an RGB gallery. (The 
 `nir_luminance_mix` narrows the gap by letting part of each NIR reflectance follow the visible
 luminance; the default 0 keeps them independent.)
 
+DJANet's data (`ir_to_visible`, SYSU-MM01 layout only): DJANet trains on SYSU-MM01 with every
+infrared image replaced by an offline IR→VIS translation (spec djanet.md §1).
+`ir_to_visible="colour_transfer"` makes the stand-in: after generation every cam3/cam6 image
+(all ids) becomes `vireid_jax.data.translation.colour_transfer` of itself (its grey level,
+standardised, rescaled to the per-channel mean and std of the visible images of the train + val
+ids); names, sizes and visible images stay, and the statistics go into the manifest.
+
 Determinism: every random quantity comes from a `numpy.random.Generator` seeded from
 (seed, stream, person_id, camera, image number), so the same seed gives byte-identical files,
 and adding identities does not change the images of the others. Each layout adds its own offset
@@ -62,6 +69,8 @@ Usage::
   python -m vireid_jax.data.synthetic --out data/synthetic_sysu --layout sysu --seed 0
   python -m vireid_jax.data.synthetic --out data/synthetic_regdb --layout regdb --num-ids 96
   python -m vireid_jax.data.synthetic --out data/synthetic_llcm --layout llcm
+  python -m vireid_jax.data.synthetic --out data/synthetic_sysu_ir2vis --seed 0 \
+      --nir-luminance-mix 0.8 --ir-to-visible colour_transfer
 
 Modules
 -------
@@ -113,6 +122,7 @@ from vireid_jax.data.synthetic.render import pattern_mask
 from vireid_jax.data.synthetic.render import render_image
 from vireid_jax.data.synthetic.scenes import SYSU_VIEWS
 from vireid_jax.data.synthetic.scenes import CameraView
+from vireid_jax.data.synthetic.sysu import IR_TO_VISIBLE
 from vireid_jax.data.synthetic.sysu import generate_sysu
 from vireid_jax.data.synthetic.sysu import sysu_image_counts
 from vireid_jax.data.synthetic.sysu import sysu_split_ids
@@ -127,6 +137,7 @@ __all__ = [
     "HAIR_STYLES",
     "HATS",
     "INFO_FILE_NAME",
+    "IR_TO_VISIBLE",
     "LLCM_VIEWS",
     "LOWER_PATTERNS",
     "LOWER_STYLES",

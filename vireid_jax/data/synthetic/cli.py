@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from vireid_jax.data.synthetic.generators import generate
+from vireid_jax.data.synthetic.sysu import IR_TO_VISIBLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--image-width", type=int)
   parser.add_argument("--nir-luminance-mix", type=float,
                       help="0 = NIR independent of colour (true modality gap); up to 1")
+  parser.add_argument("--ir-to-visible", choices=IR_TO_VISIBLE,
+                      help="sysu: replace every infrared image by a stand-in IR->VIS "
+                           "translation (DJANet's data): '' (default, none) or colour_transfer")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace an existing non-empty output folder")
   options = vars(parser.parse_args(argv))

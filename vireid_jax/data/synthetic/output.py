@@ -2,23 +2,21 @@
 
 Option checks shared by the layouts, image files (JPEG with fixed settings, BMP), the atomic
 output folder (files are written into a temporary sibling folder that is renamed into place
-when complete; an error or Ctrl-C leaves the target as it was), and the manifest
+when complete; an error or Ctrl-C leaves the target as it was; both from
+`vireid_jax.data.files`, which `vireid_jax.data.translation` shares), and the manifest
 (`INFO_FILE_NAME`) with the generator options and the counts the dataset must have.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
-import os
 import pathlib
-import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 import numpy as np
-from PIL import Image
 
+from vireid_jax.data import files
 from vireid_jax.data import layouts
 from vireid_jax.data.synthetic.common import SEED_LIMIT
 
@@ -26,7 +24,8 @@ GENERATOR_VERSION = 1
 # Written into the dataset root with the generator options; ignored by the loader.
 INFO_FILE_NAME = "synthetic.json"
 
-_JPEG_QUALITY = 95
+# Every generator writes its folder through this (`files.atomic_output`).
+atomic_output = files.atomic_output
 
 
 def check_common_options(seed, image_height: int, image_width: int,
@@ -49,60 +48,14 @@ def check_images_range(name: str, value) -> tuple[int, int]:
 
 
 def save_jpeg(image: np.ndarray, path: pathlib.Path) -> None:
-  """Writes a [H, W, 3] uint8 image as JPEG."""
-  # Fixed quality and subsampling: the bytes depend only on the pixels (and libjpeg).
-  Image.fromarray(image).save(path, format="JPEG", quality=_JPEG_QUALITY, subsampling=2,
-                              optimize=False)
+  """Writes a [H, W, 3] uint8 image as JPEG (fixed settings: `files.write_image`)."""
+  files.write_image(image, path, "JPEG")
 
 
 def save_bmp(image: np.ndarray, path: pathlib.Path) -> None:
   """Writes a [H, W, 3] uint8 image as BMP."""
   # RegDB ships uncompressed bitmaps.
-  Image.fromarray(image).save(path, format="BMP")
-
-
-def _prepare_output(out_dir: pathlib.Path, overwrite: bool) -> pathlib.Path:
-  """Checks `out_dir` and returns an empty temporary sibling folder to write into."""
-  if out_dir.exists():
-    if not out_dir.is_dir():
-      raise FileExistsError(f"Output path {out_dir} exists and is not a folder.")
-    if any(out_dir.iterdir()) and not overwrite:
-      raise FileExistsError(
-        f"Output folder {out_dir} exists and is not empty; refusing to overwrite it. Delete it, "
-        "choose another folder, or pass overwrite=True (--overwrite).")
-  out_dir.parent.mkdir(parents=True, exist_ok=True)
-  partial_dir = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-  if partial_dir.exists():
-    shutil.rmtree(partial_dir)
-  partial_dir.mkdir()
-  return partial_dir
-
-
-def _publish(partial_dir: pathlib.Path, out_dir: pathlib.Path) -> None:
-  """Moves the finished dataset into place with renames, so it never looks half-written."""
-  if out_dir.exists():
-    old_dir = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    os.rename(out_dir, old_dir)
-    os.rename(partial_dir, out_dir)
-    shutil.rmtree(old_dir)
-  else:
-    os.rename(partial_dir, out_dir)
-
-
-@contextlib.contextmanager
-def atomic_output(out_dir: pathlib.Path, overwrite: bool) -> Iterator[pathlib.Path]:
-  """Yields an empty temporary folder; publishes it as `out_dir` if the block completes.
-
-  An exception (or Ctrl-C) inside the block removes the temporary folder and leaves `out_dir`
-  as it was.
-  """
-  partial_dir = _prepare_output(out_dir, overwrite)
-  try:
-    yield partial_dir
-    _publish(partial_dir, out_dir)
-  except BaseException:
-    shutil.rmtree(partial_dir, ignore_errors=True)
-    raise
+  files.write_image(image, path, "BMP")
 
 
 def write_info(folder: pathlib.Path, layout: str, options: dict, num_images: int,

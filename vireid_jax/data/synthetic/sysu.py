@@ -3,7 +3,8 @@
 `cam1..cam6/<person_id:04d>/<k:04d>.jpg` and `exp/{train,val,test}_id.txt`; six cameras, four
 RGB (1, 2, 4, 5) and two NIR (3, 6), cams 1-3 indoor (cam3 films cam2's room), 4-6 outdoor.
 Which cameras saw a person follows SYSU-MM01's per-split statistics, with the guarantees the
-evaluation protocols need (`sysu_image_counts`).
+evaluation protocols need (`sysu_image_counts`). `ir_to_visible` makes the stand-in of DJANet's
+IR→VIS translated SYSU-MM01 (`IR_TO_VISIBLE`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ import pathlib
 import numpy as np
 
 from vireid_jax.data import layouts
+from vireid_jax.data import translation
 from vireid_jax.data.synthetic import common
 from vireid_jax.data.synthetic import output
 from vireid_jax.data.synthetic import render
 from vireid_jax.data.synthetic.identities import sample_identities
+
+# `generate_sysu(ir_to_visible=...)`: what replaces the infrared images after generation.
+# "": nothing (the NIR renderings stay). "colour_transfer": the stand-in of DJANet's IR→VIS
+# translated SYSU-MM01 (spec djanet.md §1): every cam3/cam6 image becomes
+# `translation.colour_transfer` of itself, with the per-channel mean and std of the visible
+# images of the train + val ids.
+IR_TO_VISIBLE = ("", "colour_transfer")
 
 
 def sysu_split_ids(num_train_ids: int, num_val_ids: int, num_test_ids: int,
@@ -111,7 +120,7 @@ def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: i
                   num_single_modality_ids: int = 2,
                   images_per_camera: tuple[int, int] = (3, 6), image_height: int = 128,
                   image_width: int = 64, nir_luminance_mix: float = 0.0,
-                  overwrite: bool = False) -> pathlib.Path:
+                  ir_to_visible: str = "", overwrite: bool = False) -> pathlib.Path:
   """Writes a synthetic RGB-IR re-ID dataset in SYSU-MM01's raw layout.
 
   Defaults make a demo dataset (~2,400 images, 20 MB, ~10 s on one core) for a narrow ResNet
@@ -131,6 +140,10 @@ def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: i
       independent of colour. A value in (0, 1] makes that fraction of it follow the visible
       luminance (never the hue), which narrows the gap, e.g. for ablations or for very short
       demo trainings.
+    ir_to_visible: "" (default) keeps the infrared renderings; "colour_transfer" replaces
+      every infrared image (cam3, cam6, all ids) by a deterministic IR→VIS stand-in
+      (`IR_TO_VISIBLE`), as DJANet trains on an IR→VIS translated SYSU-MM01. File names and
+      image sizes stay; visible images are those of "".
     overwrite: replace an existing non-empty `out_dir`.
 
   Returns:
@@ -138,7 +151,7 @@ def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: i
 
   Raises:
     FileExistsError: `out_dir` exists, is not empty and `overwrite` is False.
-    ValueError: invalid sizes.
+    ValueError: invalid sizes, or an `ir_to_visible` not in `IR_TO_VISIBLE`.
   """
   output.check_common_options(seed, image_height, image_width, nir_luminance_mix)
   if min(num_train_ids, num_val_ids, num_test_ids) < 1 or num_single_modality_ids < 0:
@@ -146,6 +159,8 @@ def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: i
                      f"{num_train_ids}, {num_val_ids}, {num_test_ids}) and "
                      f"num_single_modality_ids ≥ 0 (got {num_single_modality_ids}).")
   min_images, max_images = output.check_images_range("images_per_camera", images_per_camera)
+  if ir_to_visible not in IR_TO_VISIBLE:
+    raise ValueError(f"ir_to_visible must be one of {IR_TO_VISIBLE}, got {ir_to_visible!r}.")
 
   out_dir = pathlib.Path(out_dir).absolute()
   split_ids = sysu_split_ids(num_train_ids, num_val_ids, num_test_ids, num_single_modality_ids)
@@ -168,10 +183,30 @@ def generate_sysu(out_dir: str | os.PathLike, *, seed: int = 0, num_train_ids: i
     for split in layouts.SYSU_SPLITS:
       (partial_dir / "exp" / f"{split}_id.txt").write_text(
         ",".join(str(i) for i in split_ids[split]) + "\n", encoding="utf-8")
-    output.write_info(partial_dir, "sysu", dict(
+    options = dict(
       seed=int(seed), num_train_ids=num_train_ids, num_val_ids=num_val_ids,
       num_test_ids=num_test_ids, num_single_modality_ids=num_single_modality_ids,
       images_per_camera=[min_images, max_images], image_height=image_height,
-      image_width=image_width, nir_luminance_mix=nir_luminance_mix), sum(counts.values()),
-      sysu_counts)
+      image_width=image_width, nir_luminance_mix=nir_luminance_mix,
+      ir_to_visible=ir_to_visible)
+    if ir_to_visible == "colour_transfer":
+      options["ir_to_visible_statistics"] = _colour_transfer_infrared(partial_dir)
+    output.write_info(partial_dir, "sysu", options, sum(counts.values()), sysu_counts)
   return out_dir
+
+
+def _colour_transfer_infrared(root: pathlib.Path) -> dict:
+  """Replaces every infrared image of `root` by `translation.colour_transfer` of itself.
+
+  The statistics are those of the visible images of the train + val ids as written (decoded
+  JPEGs), computed once, before any infrared image changes.
+
+  Returns:
+    {"visible_mean": [R, G, B], "visible_std": [R, G, B]}: the statistics used, for the
+    manifest.
+  """
+  mean, std = translation.visible_channel_statistics(root)
+  translate = translation.colour_transfer(mean, std)
+  for relative_path in translation.infrared_relative_paths(root):
+    translation.translate_image_file(root / relative_path, root / relative_path, translate)
+  return {"visible_mean": mean.tolist(), "visible_std": std.tolist()}
