@@ -13,6 +13,7 @@ from vireid_jax import losses
 from vireid_jax import methods
 from vireid_jax.methods import djanet
 from vireid_jax.methods.base import DataInfo
+from vireid_jax.models.djanet import DJANetOutputs
 from vireid_jax.training import optim
 
 INFO = DataInfo(num_classes=4, num_visible=8, num_infrared=8, steps_per_epoch=10)
@@ -21,6 +22,7 @@ INFO = DataInfo(num_classes=4, num_visible=8, num_infrared=8, steps_per_epoch=10
 def tiny_config(**loss):
   config = djanet_configs.get_config("synthetic")
   config.model.update(width=8, mamba_d_state=4)
+  config.optim.backbone_lr_scale = 0.1      # the reference's (the demo's is 1)
   config.loss.update(loss)
   return config
 
@@ -42,8 +44,12 @@ def state():
 def test_the_loss_is_ce_plus_hard_triplet_over_four_views(state):
   inputs = batch()
   model = state.net.model(training=True)
-  total, metrics = djanet.loss_fn(nnx.clone(model), inputs, tiny_config().loss)
-  outputs = nnx.clone(model)(**{view: inputs[view] for view in djanet.VIEWS})
+  # Jitted (a third of the op-by-op time); each call on a clone, as BatchNorm updates state.
+  loss = lambda loss_config: nnx.jit(lambda model, inputs: djanet.loss_fn(model, inputs,
+                                                                          loss_config))
+  total, metrics = loss(tiny_config().loss)(nnx.clone(model), inputs)
+  outputs = nnx.jit(lambda model, views: model(**views))(
+      nnx.clone(model), {view: inputs[view] for view in djanet.VIEWS})
   # Labels [y_v | y_v | y_i | y_i] (the infrared labels differ from the visible ones).
   labels = np.array([0, 0, 1, 1] * 2 + [2, 3, 2, 3] * 2)
   np.testing.assert_allclose(metrics["identity_loss"],
@@ -58,25 +64,14 @@ def test_the_loss_is_ce_plus_hard_triplet_over_four_views(state):
                              rtol=1e-6)
   assert set(metrics) == {"loss", "identity_loss", "triplet_loss", "complementary_loss",
                           "accuracy"}
-  weighted, _ = djanet.loss_fn(nnx.clone(model), inputs,
-                               tiny_config(identity_weight=0.5, triplet_weight=2.0).loss)
+  weighted, _ = loss(tiny_config(identity_weight=0.5, triplet_weight=2.0).loss)(
+      nnx.clone(model), inputs)
   np.testing.assert_allclose(weighted, 0.5 * metrics["identity_loss"]
                              + 2.0 * metrics["triplet_loss"], rtol=1e-5)
 
 
-def test_a_train_step_changes_the_network_and_keeps_the_loss_finite(state):
-  method = djanet.DJANetMethod(tiny_config())
-  new_state, metrics = jax.jit(method.train_step)(state, batch())
-  assert np.isfinite(float(metrics["loss"]))
-  before = state.net.params["fusions"][0]["mamba"]["mamba"]["A_log"][...]
-  after = new_state.net.params["fusions"][0]["mamba"]["mamba"]["A_log"][...]
-  assert float(jnp.abs(after - before).max()) > 0
-
-
-def test_weight_decay_reaches_a_log_and_d_and_the_groups_take_their_rates():
-  config = tiny_config()
-  config.optim.backbone_lr_scale = 0.1      # the reference's, as on SYSU-MM01
-  net = djanet.DJANetMethod(config).create_state(INFO).net
+def test_weight_decay_reaches_a_log_and_d_and_the_groups_take_their_rates(state):
+  config, net = tiny_config(), state.net
   zeros = jax.tree.map(jnp.zeros_like, net.params)
   updates, _ = net.tx.update(zeros, net.opt_state, net.params)
   # Epoch 0: 0.1 x the rate. First Nesterov step with a zero gradient: the decayed gradient
@@ -130,10 +125,13 @@ def test_the_config_is_the_reference_s():
   assert synthetic.data.root != djanet_configs.get_config("sysu").data.root
 
 
-def test_fused_llcm_features_give_the_reference_s_fused_scores(state):
-  images = batch()["visible"]
-  features = djanet.DJANetMethod(tiny_config()).features(state, jnp.asarray(images), "visible")
+def test_fused_llcm_features_give_the_reference_s_fused_scores():
+  rng = np.random.default_rng(7)
+  pooled, bn = (jnp.asarray(rng.normal(size=(5, 12)), jnp.float32) for _ in range(2))
+  features = DJANetOutputs(pooled=pooled, bn=bn, logits=jnp.zeros((5, 3)),
+                           layer4=jnp.zeros((5, 2, 1, 12))).features()
   pool, bn = np.asarray(features["pool"]), np.asarray(features["bn"])
+  np.testing.assert_allclose(np.linalg.norm(pool, axis=-1), 1.0, rtol=1e-6)
   for name, expected in (("pool_bn_sum", (pool @ pool.T + bn @ bn.T) / 2),
                          ("pool_bn_weighted", 0.1 * pool @ pool.T + 0.9 * bn @ bn.T)):
     fused = np.asarray(features[name])
