@@ -29,3 +29,17 @@ def cheap_xla_compilation():
   jax.config.update("jax_disable_most_optimizations", True)
   yield
   jax.config.update("jax_disable_most_optimizations", previous)
+
+
+# The slowest modules (end-to-end runs in subprocesses), scheduled first: `make test` hands whole
+# files to two workers in collection order, and one of these started last would run alone at
+# the end while the other worker idles.
+SLOW_FIRST = ("tests/training/", "tests/models/test_djanet.py",
+              "tests/models/test_pytorch_import.py")
+
+
+def pytest_collection_modifyitems(config, items):
+  def rank(item):
+    path = os.path.relpath(str(item.fspath), REPO_ROOT).replace(os.sep, "/")
+    return 0 if path.startswith(SLOW_FIRST) else 1
+  items.sort(key=rank)   # stable: the order within each group is kept
