@@ -24,6 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.image_height = 288
   config.data.image_width = 144
+  # Filter of the builders' pre-resize: "lanczos" (the AGW family) or "bicubic" (PIL BICUBIC,
+  # torchvision Resize(interpolation=3): AlignGAN). A bicubic build has a folder of its own.
+  config.data.resize_filter = "lanczos"
   config.data.pad = 10                      # zero padding before the random crop
   config.data.ids_per_batch = 8             # P
   config.data.images_per_id = 4             # K, per modality
@@ -31,7 +34,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Training input: names in the registries vireid_jax.data.sampling.SAMPLERS and
   # vireid_jax.data.augment.AUGMENTATIONS; defaults are AGW's. A method's config sets its own
   # (and adds the options only its recipe reads, e.g. MCJA's vimc_cutmix_hw_swap).
-  config.data.sampler = "agw"               # "agw", "djanet" (AGW's), "mcja", "domain_adaptation"
+  config.data.sampler = "agw"               # "agw", "djanet" (AGW's), "mcja", "domain_adaptation",
+                                            # "aligngan"
+  # Sampler "aligngan" only: its GAN batches' P x K (the IDE batches use ids_per_batch x
+  # images_per_id), and the epoch length in iterations (its streams run on across epochs).
+  config.data.gan_ids_per_batch = 4
+  config.data.gan_images_per_id = 4
+  config.data.batches_per_epoch = 100
   config.data.augmentation = "agw"          # views: "agw", "caj" (3), "djanet" (4), "mcja"
   config.data.random_erasing = "none"       # "agw" views: "none", "llcm" (LLCM fork, MMN), "caj"
   # The unlabelled target dataset of a domain-adaptation method (vireid_jax.data.datasets.load):

@@ -173,7 +173,9 @@ def load_pytorch(path_or_state_dict: StateDictSource, config: Any) -> nnx.Module
   and BatchNorm statistic, the reference's unused whole-ResNet modules skipped, a zero BNNeck
   β required, as many classes as the checkpoint's classifier); "mcja" the state dict the MCJA
   engine saves (:func:`vireid_jax.models.mcja_pytorch.load_pytorch`); "djanet" the reference
-  ``embed_net`` for ``config.data``'s image size (:mod:`vireid_jax.models.djanet_pytorch`).
+  ``embed_net`` for ``config.data``'s image size (:mod:`vireid_jax.models.djanet_pytorch`);
+  "aligngan" the release folder of eight files, built from the whole config
+  (:mod:`vireid_jax.models.aligngan_pytorch`).
 
   Args:
     path_or_state_dict: a ``.t`` / ``.pth`` file as the reference's ``train.py`` writes it
@@ -204,6 +206,8 @@ def load_pytorch(path_or_state_dict: StateDictSource, config: Any) -> nnx.Module
         f'config.method={method!r} has no PyTorch checkpoint loader (its Method class defines '
         f'no load_pytorch); methods with one: {", ".join(_methods_with_loaders())}.'
     )
+  if getattr(method_class, 'load_pytorch_takes_config', False):
+    return loader(path_or_state_dict, config)   # a bare config.model loads as AGW, above
   if getattr(method_class, 'load_pytorch_reads_image_size', False):
     if not hasattr(config, 'data'):
       raise ValueError(f'config.method={method!r} builds its model for an input size: pass the '

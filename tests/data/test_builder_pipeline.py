@@ -1,7 +1,9 @@
-"""SYSU-MM01 builder round trip (raw layout → TFRecords → arrays) and the tf.data pipelines."""
+"""SYSU-MM01 builder round trip (raw layout → TFRecords → arrays), the resize filter, and the
+tf.data pipelines."""
 
 import json
 import os
+import shutil
 
 import ml_collections
 import numpy as np
@@ -13,6 +15,7 @@ from vireid_jax.data import layouts
 from vireid_jax.data import pipeline
 from vireid_jax.data import splits
 from vireid_jax.data import synthetic
+from vireid_jax.data.builders import common
 
 HEIGHT, WIDTH = 32, 16
 
@@ -117,3 +120,75 @@ def test_synthetic_folder_generated_with_other_options_is_refused(tiny_sysu):
   assert str(root) in str(error.value)
   other.synthetic = dict(seed=3, num_train_ids=6, images_per_camera=(1, 3))
   assert datasets.ensure_raw_dataset(other) == str(root)
+
+
+# --- The resize filter (config.data.resize_filter) --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_sysu_bicubic(tiny_sysu):
+  """The bicubic build of tiny_sysu's raw folder, into the same TFRecords folder."""
+  root, lanczos_config, _, _ = tiny_sysu
+  data_config = ml_collections.ConfigDict(lanczos_config.to_dict())
+  data_config.resize_filter = "bicubic"
+  train, _ = datasets.load_dataset(data_config)
+  return root, data_config, train
+
+
+def test_bicubic_build_stores_pil_bicubic_resizes(tiny_sysu, tiny_sysu_bicubic):
+  _, _, lanczos_train, _ = tiny_sysu
+  root, _, train = tiny_sysu_bicubic
+  assert train.relative_paths.tolist() == lanczos_train.relative_paths.tolist()
+  for position in (0, len(train) // 2, len(train) - 1):
+    with Image.open(os.path.join(root, train.relative_paths[position])) as image:
+      expected = np.asarray(image.convert("RGB").resize((WIDTH, HEIGHT), Image.BICUBIC))
+    np.testing.assert_array_equal(train.images[position], expected)
+  # The two filters give other pixels: the bicubic build is not the Lanczos one reloaded.
+  assert not np.array_equal(train.images, lanczos_train.images)
+
+
+def test_bicubic_and_lanczos_builds_live_in_their_own_folders(tiny_sysu, tiny_sysu_bicubic):
+  _, lanczos_config, _, _ = tiny_sysu
+  _, bicubic_config, _ = tiny_sysu_bicubic
+  lanczos, bicubic = datasets.build(lanczos_config), datasets.build(bicubic_config)
+  assert os.path.basename(os.path.dirname(lanczos.data_dir)) == f"{HEIGHT}x{WIDTH}"
+  assert os.path.basename(os.path.dirname(bicubic.data_dir)) == f"{HEIGHT}x{WIDTH}_bicubic"
+  assert os.path.dirname(os.path.dirname(lanczos.data_dir)) == \
+      os.path.dirname(os.path.dirname(bicubic.data_dir))
+  assert lanczos.info.metadata[common.RESIZE_FILTER_KEY] == "lanczos"
+  assert bicubic.info.metadata[common.RESIZE_FILTER_KEY] == "bicubic"
+
+
+def test_default_build_names_are_unchanged_and_the_filter_extends_them():
+  sysu = ml_collections.ConfigDict(dict(dataset="sysu", image_height=288, image_width=144))
+  regdb = ml_collections.ConfigDict(dict(dataset="regdb", trial=3, image_height=288,
+                                         image_width=144, resize_filter="lanczos"))
+  # Builds written before the option existed keep their names (a config without the field too).
+  assert datasets.builder_config(sysu).name == "288x144"
+  assert datasets.builder_config(regdb).name == "trial3_288x144"
+  sysu.resize_filter = regdb.resize_filter = "bicubic"
+  assert datasets.builder_config(sysu).name == "288x144_bicubic"
+  assert datasets.builder_config(regdb).name == "trial3_288x144_bicubic"
+  assert datasets.builder_config(regdb).resize_filter == "bicubic"
+
+
+def test_unknown_resize_filter_is_an_error_naming_the_field_and_the_filters():
+  config = ml_collections.ConfigDict(dict(dataset="llcm", image_height=288, image_width=144,
+                                          resize_filter="bilinear"))
+  with pytest.raises(ValueError, match="config.data.resize_filter='bilinear'") as error:
+    datasets.builder_config(config)
+  assert "'lanczos'" in str(error.value) and "'bicubic'" in str(error.value)
+
+
+def test_a_lanczos_build_in_the_bicubic_folder_is_refused(tiny_sysu, tmp_path):
+  _, lanczos_config, _, _ = tiny_sysu
+  lanczos = datasets.build(lanczos_config)
+  # Copy the Lanczos build to where the bicubic build of another TFRecords folder belongs.
+  relative = os.path.relpath(lanczos.data_dir, lanczos_config.tfds_dir)
+  misplaced = tmp_path / relative.replace(f"{HEIGHT}x{WIDTH}", f"{HEIGHT}x{WIDTH}_bicubic")
+  shutil.copytree(lanczos.data_dir, misplaced)
+  config = ml_collections.ConfigDict(lanczos_config.to_dict())
+  config.tfds_dir, config.resize_filter = str(tmp_path), "bicubic"
+  with pytest.raises(layouts.DatasetIntegrityError, match="resized with 'lanczos'") as error:
+    datasets.build(config)
+  assert str(misplaced) in str(error.value)

@@ -78,6 +78,11 @@ class MethodWithSizedLoader(toy_method.ToyMethod):
   load_pytorch_reads_image_size = True
 
 
+class MethodWithConfigLoader(toy_method.ToyMethod):
+  load_pytorch = staticmethod(lambda source, config: ('loaded', config))
+  load_pytorch_takes_config = True
+
+
 def test_load_pytorch_dispatches_on_the_method(tiny_agw):
   from vireid_jax.methods import agw as agw_method
   assert agw_method.AGWMethod.load_pytorch is agw_pytorch.load_pytorch
@@ -90,10 +95,13 @@ def test_load_pytorch_dispatches_on_the_method(tiny_agw):
   config.method = f'{__name__}:MethodWithSizedLoader'
   assert checkpoints.load_pytorch(state_dict, config) == (
       'loaded', config.model, (config.data.image_height, config.data.image_width))
+  # A model described by more than config.model gets the whole config (AlignGAN's).
+  config.method = f'{__name__}:MethodWithConfigLoader'
+  assert checkpoints.load_pytorch(state_dict, config) == ('loaded', config)
   config.method = 'tests.training.toy_method'
   with pytest.raises(ValueError, match=r"config\.method='tests.training.toy_method' has no "
-                                       r"PyTorch checkpoint loader.*methods with one: agw, caj, "
-                                       r"djanet, mcja, mmn\."):
+                                       r"PyTorch checkpoint loader.*methods with one: agw, "
+                                       r"aligngan, caj, djanet, mcja, mmn\."):
     checkpoints.load_pytorch(state_dict, config)
 
 

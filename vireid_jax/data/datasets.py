@@ -5,6 +5,8 @@
 * `root`: the raw folder in the dataset's layout (data/README.md);
 * `tfds_dir`: where the TFRecords go;
 * `image_height`, `image_width`: the stored (pre-resized) image size;
+* `resize_filter`: the filter of that resize, "lanczos" (default) or "bicubic" (AlignGAN); a
+  bicubic build is a builder config (and folder) of its own, "<H>x<W>_bicubic";
 * `trial`: RegDB only, which of its ten train/test splits (1..10);
 * `check_counts`: compare the images with the dataset's known counts (default True);
 * `synthetic`: generator options for the dataset's layout (`vireid_jax.data.synthetic`), or
@@ -115,13 +117,19 @@ def check_synthetic_options(root: str, options: dict, layout: str = "sysu") -> N
 
 
 def builder_config(data_config) -> common.ImageSizeConfig:
-  """The TFDS builder config of `data_config`: image size (and RegDB trial)."""
+  """The TFDS builder config of `data_config`: image size, resize filter (and RegDB trial).
+
+  Raises:
+    ValueError: an unknown dataset, RegDB trial or `config.data.resize_filter`.
+  """
   dataset = _dataset(data_config)
   check_counts = bool(data_config.get("check_counts", True))
+  resize_filter = data_config.get("resize_filter", common.DEFAULT_RESIZE_FILTER)
   if dataset == "regdb":
     return regdb.config_for(data_config.get("trial", 1), data_config.image_height,
-                            data_config.image_width, check_counts)
-  return common.config_for_size(data_config.image_height, data_config.image_width, check_counts)
+                            data_config.image_width, check_counts, resize_filter)
+  return common.config_for_size(data_config.image_height, data_config.image_width, check_counts,
+                                resize_filter)
 
 
 def build(data_config, *,
@@ -159,6 +167,15 @@ def build(data_config, *,
         download_config=tfds.download.DownloadConfig(manual_dir=root))
   if output.getvalue().strip():
     logging.info("%s", output.getvalue().strip())
+  # The folder name says the filter; the metadata must agree (builds without the key predate
+  # the option and are Lanczos builds).
+  recorded_filter = (builder.info.metadata or {}).get(common.RESIZE_FILTER_KEY,
+                                                      common.DEFAULT_RESIZE_FILTER)
+  if recorded_filter != config.resize_filter:
+    raise layouts.DatasetIntegrityError(
+        f"The TFRecords in {builder.data_dir} were resized with {recorded_filter!r}, but "
+        f"config.data.resize_filter={config.resize_filter!r} and the folder's name say "
+        f"{config.resize_filter!r}; delete that folder to rebuild it.")
   # A build just made records this very folder; older TFRecords must show they are its.
   if was_prepared:
     root_field, tfds_dir_field = config_fields

@@ -67,13 +67,13 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
   `start_batch`, and whatever the number of processes.
 
   Multi-host: with `process_count` n > 1 the process `process_index` p yields rows
-  [p * R / n, (p + 1) * R / n) of every array below, R = the global rows of that array (P*K);
-  concatenating the processes' arrays in process order gives the single-process batch
-  exactly, augmentation included (random draws are made per global row). R must be a
-  multiple of n.
+  [p * R / n, (p + 1) * R / n) of every array below, R = the global rows of that array's
+  stream (P*K; streams may differ, e.g. AlignGAN's); concatenating the processes' arrays in
+  process order gives the single-process batch exactly, augmentation included (random draws
+  are made per global row of the stream). Every stream's R must be a multiple of n.
 
-  Batch dict (R = P*K global rows, r = R / n local rows; images float32 ImageNet-normalised
-  [r, H, W, 3], labels int32 [r]):
+  Batch dict (R = P*K global rows of the array's stream, r = R / n local rows; images float32
+  ImageNet-normalised [r, H, W, 3], labels int32 [r]):
     sampler "agw" / "djanet": "visible", "infrared", "visible_labels", "infrared_labels";
       augmentation "caj" adds "visible_augmented" (channel-exchanged view B of the same visible
       images); "djanet" adds "visible_augmented" (V2) and "infrared_augmented" (T2).
@@ -84,11 +84,18 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
       "target_visible", "target_infrared" images, "target_visible_labels",
       "target_infrared_labels" (pseudo-labels, -1 = none), "target_visible_indices",
       "target_infrared_indices" int32 [r] (positions into `target`, for DAN's memory).
+    sampler "aligngan": the IDE kind "visible", "infrared", "visible_labels",
+      "infrared_labels" (R = ids_per_batch * images_per_id, 72 in AlignGAN) and the GAN kind
+      "gan_visible", "gan_infrared", "gan_visible_labels", "gan_infrared_labels"
+      (R = gan_ids_per_batch * gan_images_per_id, 16); slot i of a kind's visible and infrared
+      arrays is of one identity. Batch b of epoch e is global iteration
+      e * batches_per_epoch + b of both kinds' endless streams.
 
   Args:
     train: the training split in memory (the labelled source for domain adaptation).
     data_config: `config.data`: sampler, augmentation, ids_per_batch, images_per_id, pad,
-      random_erasing, vimc_cutmix_hw_swap, vimc_branches, target_sampler, redraw_source_plan.
+      random_erasing, vimc_cutmix_hw_swap, vimc_branches, target_sampler, redraw_source_plan;
+      "aligngan" also gan_ids_per_batch, gan_images_per_id, batches_per_epoch.
     seed: the config seed.
     epoch: 0-based epoch.
     start_batch: first batch to yield.
@@ -113,18 +120,27 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
     for suffix, recipe in stream_views[stream.modality]:
       views.append((stream.name + suffix, stream_index, recipe))
 
-  num_batches, global_rows = streams[0].indices.shape
+  num_batches = streams[0].indices.shape[0]
+  if any(stream.indices.shape[0] != num_batches for stream in streams):
+    lengths = {stream.name: stream.indices.shape[0] for stream in streams}
+    raise ValueError(f"Sampler {data_config.sampler!r} gave streams of different epoch "
+                     f"lengths {lengths}; every stream needs one row of batches per step.")
   if process_count < 1 or not 0 <= process_index < process_count:
     raise ValueError(f"process_index={process_index} is not in [0, process_count="
                      f"{process_count}).")
-  if global_rows % process_count:
-    raise ValueError(f"The global batch has {global_rows} rows per stream, not divisible by "
-                     f"process_count={process_count}; change config.data.ids_per_batch or "
-                     "images_per_id.")
-  local_rows = global_rows // process_count
-  rows = augment.Rows(process_index * local_rows, (process_index + 1) * local_rows,
-                      global_rows)
-  local_indices = [stream.indices[:, rows.start:rows.stop] for stream in streams]
+  # Streams may differ in rows (AlignGAN: 72 IDE, 16 GAN rows); each is split by its own.
+  stream_rows = []  # augment.Rows of this process, per stream
+  for stream in streams:
+    global_rows = stream.indices.shape[1]
+    if global_rows % process_count:
+      raise ValueError(f"Stream {stream.name!r} has {global_rows} rows per batch, not "
+                       f"divisible by process_count={process_count}; change "
+                       f"{' or '.join(stream.row_fields)}.")
+    local_rows = global_rows // process_count
+    stream_rows.append(augment.Rows(process_index * local_rows,
+                                    (process_index + 1) * local_rows, global_rows))
+  local_indices = [stream.indices[:, rows.start:rows.stop]
+                   for stream, rows in zip(streams, stream_rows)]
   seeds = augmentation_seeds(seed, epoch, num_batches, len(views))
   pad = data_config.pad
   erasing = data_config.get("random_erasing", "none")
@@ -151,6 +167,7 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
     for stream_index, stream in enumerate(streams):
       stream_images, labels, modalities, positions = arrays[4 * stream_index:
                                                             4 * stream_index + 4]
+      local_rows = stream_rows[stream_index].stop - stream_rows[stream_index].start
       stream_images.set_shape((local_rows, *image_shape))
       for array in (labels, modalities, positions):
         array.set_shape((local_rows,))
@@ -167,7 +184,7 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
           stream_images, batch_seeds[view_index], recipe, pad=pad,
           random_erasing_variant=erasing, cutmix_hw_swap=cutmix_hw_swap,
           vimc_switches=vimc_switches,
-          visible=tf.equal(modalities, VISIBLE), rows=rows)
+          visible=tf.equal(modalities, VISIBLE), rows=stream_rows[stream_index])
     return batch
 
   dataset = tf.data.Dataset.range(start_batch, num_batches)
@@ -183,11 +200,14 @@ def steps_per_epoch(train: SplitArrays, data_config, *,
 
   "agw", "djanet": floor(max(Nv, Ni) / (P*K)) + 1 (696 on SYSU-MM01 at P=8, K=4; 232 at
   P=24); "mcja": `sampling.mcja_num_batches`; "domain_adaptation": the AGW formula on the
-  labelled source (DAN iterates over its source plan).
+  labelled source (DAN iterates over its source plan); "aligngan":
+  `config.data.batches_per_epoch` (AlignGAN's "step" of 100 iterations; its streams run on
+  across epochs, so the epoch length is a choice, not the length of a pass).
 
   Args:
     train: the training split (the source for domain adaptation).
-    data_config: `config.data` (sampler, ids_per_batch P, images_per_id K).
+    data_config: `config.data` (sampler, ids_per_batch P, images_per_id K,
+      batches_per_epoch).
     target: the target split of domain adaptation.
   """
   return sampling.get_sampler(data_config.sampler).num_batches(train, data_config,

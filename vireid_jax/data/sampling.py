@@ -304,6 +304,7 @@ class Stream:
     indices: [num_batches, batch_size] positions into `split`.
     labels_key: key of its labels in the batch dict.
     indices_key: key of its positions in the batch dict, or None to leave them out.
+    row_fields: the config fields that set its rows (batch_size), for messages.
   """
 
   name: str
@@ -312,6 +313,7 @@ class Stream:
   indices: np.ndarray
   labels_key: str
   indices_key: str | None = None
+  row_fields: tuple[str, ...] = ("config.data.ids_per_batch", "config.data.images_per_id")
 
 
 # streams(train, data_config, *, seed, epoch, target, epoch_inputs) -> list[Stream]: the epoch's
@@ -442,3 +444,156 @@ def domain_adaptation_streams(train: SplitArrays, data_config, *, seed: int, epo
   wrapped = np.arange(num_batches) % len(target_streams[0].indices)
   return source + [dataclasses.replace(stream, indices=stream.indices[wrapped])
                    for stream in target_streams]
+
+
+# --- AlignGAN's uniform identity sampler, two batch kinds (aligngan.md §1.3) ------------------
+
+# The batch kinds of the "aligngan" sampler: (kind, batch key prefix, config.data fields of its
+# P and K).
+ALIGNGAN_KINDS = (
+    ("ide", "", ("ids_per_batch", "images_per_id")),
+    ("gan", "gan_", ("gan_ids_per_batch", "gan_images_per_id")),
+)
+
+
+def aligngan_sampler_epoch(visible_labels: np.ndarray, infrared_labels: np.ndarray, *,
+                           ids_per_batch: int, images_per_id: int, seed: int,
+                           sampler_epoch: int, stream: str) -> CrossModalEpoch:
+  """One pass of AlignGAN's `UniformSampler` over every training identity, both modalities.
+
+  The sorted identities are permuted once (one permutation for both modalities, which keeps
+  slot i of the visible and the infrared batch one identity, as the reference's lockstep
+  loaders do); each identity in that order gives K positions per modality, drawn without
+  replacement when the identity has at least K images of that modality, with replacement
+  otherwise, independently per modality. The concatenation is cut into batches of P*K and the
+  last incomplete batch dropped: floor(C / P) batches for C identities (21 at P=18 and 98 at
+  P=4 on SYSU-MM01's 395).
+
+  Args:
+    visible_labels: [Nv] training labels of the visible images.
+    infrared_labels: [Ni] training labels of the infrared images; both modalities must hold
+      the same identities.
+    ids_per_batch: P (18 for AlignGAN's IDE batches, 4 for its GAN batches).
+    images_per_id: K (4 for both).
+    seed: the config seed.
+    sampler_epoch: 0-based pass of this sampler (not the training loop's epoch).
+    stream: the random stream's name; batch kinds whose names differ in their first four
+      characters (all `epoch_rng` reads) are independent.
+
+  Returns:
+    Positions into the visible and the infrared images, [floor(C / P) * P * K] each, laid out
+    [id_1 x K, id_2 x K, ...].
+  """
+  visible_labels = np.asarray(visible_labels)
+  infrared_labels = np.asarray(infrared_labels)
+  class_ids = np.unique(visible_labels)
+  unpaired = np.setxor1d(class_ids, np.unique(infrared_labels))
+  if unpaired.size:
+    raise ValueError(
+        f"Labels {unpaired[:10].tolist()} have training images in one modality only; the "
+        "aligngan sampler pairs every identity across the modalities.")
+  num_batches = len(class_ids) // ids_per_batch
+  num_classes = int(class_ids.max()) + 1
+  by_label = [indices_by_label(labels, num_classes) for labels in
+              (visible_labels, infrared_labels)]
+  rng = epoch_rng(seed, sampler_epoch, stream)
+  order = rng.permutation(class_ids)[:num_batches * ids_per_batch]
+  plans = np.empty((2, len(order), images_per_id), np.int64)
+  for slot, label in enumerate(order):
+    for modality in range(2):
+      positions = by_label[modality][label]
+      plans[modality, slot] = rng.choice(positions, size=images_per_id,
+                                         replace=len(positions) < images_per_id)
+  return CrossModalEpoch(plans[0].reshape(-1), plans[1].reshape(-1), ids_per_batch,
+                         images_per_id)
+
+
+def aligngan_kind_batches(visible_labels: np.ndarray, infrared_labels: np.ndarray, *,
+                          ids_per_batch: int, images_per_id: int, seed: int, stream: str,
+                          first_iteration: int, num_iterations: int) -> CrossModalEpoch:
+  """Batches `first_iteration` .. + `num_iterations` - 1 of one endless AlignGAN stream.
+
+  The stream is `aligngan_sampler_epoch` pass after pass: its batch at global iteration t is
+  batch t mod n of pass t // n (n = the batches of one pass), as the reference's loaders
+  restart their sampler when it runs out.
+
+  Args:
+    visible_labels, infrared_labels, ids_per_batch, images_per_id, seed, stream: see
+      `aligngan_sampler_epoch`.
+    first_iteration: the global iteration of the first batch.
+    num_iterations: how many consecutive batches.
+
+  Returns:
+    [num_iterations * P * K] positions per modality, batch by batch.
+  """
+  per_pass = len(np.unique(visible_labels)) // ids_per_batch
+  if per_pass == 0:
+    raise ValueError(f"ids_per_batch={ids_per_batch} exceeds the "
+                     f"{len(np.unique(visible_labels))} training identities.")
+  iterations = np.arange(first_iteration, first_iteration + num_iterations)
+  passes = {}
+  visible, infrared = [], []
+  batch_size = ids_per_batch * images_per_id
+  for iteration in iterations:
+    sampler_epoch, batch = divmod(int(iteration), per_pass)
+    if sampler_epoch not in passes:
+      passes[sampler_epoch] = aligngan_sampler_epoch(
+          visible_labels, infrared_labels, ids_per_batch=ids_per_batch,
+          images_per_id=images_per_id, seed=seed, sampler_epoch=sampler_epoch, stream=stream)
+    rows = slice(batch * batch_size, (batch + 1) * batch_size)
+    visible.append(passes[sampler_epoch].visible_indices[rows])
+    infrared.append(passes[sampler_epoch].infrared_indices[rows])
+  return CrossModalEpoch(np.concatenate(visible), np.concatenate(infrared), ids_per_batch,
+                         images_per_id)
+
+
+def _aligngan_num_batches(train: SplitArrays, data_config, target=None) -> int:
+  """`config.data.batches_per_epoch`: AlignGAN's "step" of 100 iterations (aligngan.md)."""
+  del train, target
+  batches = data_config.get("batches_per_epoch")
+  if isinstance(batches, bool) or not isinstance(batches, (int, np.integer)) or batches < 1:
+    raise ValueError(f"config.data.batches_per_epoch={batches!r}: the aligngan sampler needs "
+                     "a positive number of batches per epoch (AlignGAN: 100).")
+  return int(batches)
+
+
+@register_sampler("aligngan", num_batches=_aligngan_num_batches)
+def aligngan_streams(train: SplitArrays, data_config, *, seed: int, epoch: int, target=None,
+                     epoch_inputs=None) -> list[Stream]:
+  """AlignGAN's four loaders (aligngan.md §1.3; `tools/data_loader/loader.py`, UniformSampler).
+
+  Two batch kinds, each an endless stream of `aligngan_sampler_epoch` passes with its own
+  random stream, so the kinds are independent:
+    * "ide": "visible", "infrared", P = `ids_per_batch`, K = `images_per_id` (18 x 4);
+    * "gan": "gan_visible", "gan_infrared", P = `gan_ids_per_batch`, K = `gan_images_per_id`
+      (4 x 4).
+  Loop epoch e has B = `batches_per_epoch` batches; its batch b is global iteration
+  t = e * B + b of both kinds, whatever a kind's pass length, so a pass may end inside an epoch
+  and a resumed run sees exactly the batches of an uninterrupted one.
+  """
+  del target, epoch_inputs
+  num_batches = _aligngan_num_batches(train, data_config)
+  visible_labels = train.labels[_positions(train, VISIBLE)]
+  infrared_labels = train.labels[_positions(train, INFRARED)]
+  num_ids = len(np.unique(visible_labels))
+  streams = []
+  for kind, prefix, (ids_field, images_field) in ALIGNGAN_KINDS:
+    ids_per_batch, images_per_id = data_config.get(ids_field), data_config.get(images_field)
+    if not all(isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+               and value >= 1 for value in (ids_per_batch, images_per_id)):
+      raise ValueError(f"config.data.{ids_field}={ids_per_batch!r} and config.data."
+                       f"{images_field}={images_per_id!r}: the aligngan sampler's {kind} "
+                       "batches need both, positive (AlignGAN: ide 18 x 4, gan 4 x 4).")
+    if ids_per_batch > num_ids:
+      raise ValueError(f"config.data.{ids_field}={ids_per_batch} exceeds the {num_ids} "
+                       f"training identities; lower config.data.{ids_field}.")
+    # The kind leads the stream's name: `epoch_rng` keys a stream on the first four bytes of
+    # its name only, so "aligngan_ide..." and "aligngan_gan..." would be one random stream.
+    plan = aligngan_kind_batches(
+        visible_labels, infrared_labels, ids_per_batch=ids_per_batch,
+        images_per_id=images_per_id, seed=seed, stream=f"{kind}_aligngan_sampler",
+        first_iteration=epoch * num_batches, num_iterations=num_batches)
+    streams += [dataclasses.replace(stream, row_fields=(f"config.data.{ids_field}",
+                                                        f"config.data.{images_field}"))
+                for stream in _cross_modal_streams(train, plan, prefix)]
+  return streams

@@ -29,6 +29,14 @@ and optionally
       called at every start of an epoch, a resume in its middle included; the configured
       sampler (`config.data.sampler`) reads it.
 
+  step_variant(step) -> hashable | None
+      For a method whose step is a different program at different steps (AlignGAN's three
+      phases): the variant of the 0-based step `step` (a host int), computed from the config
+      alone. The loop then calls `train_step(state, batch, variant)` with the variant as a
+      static argument, so each variant compiles to a program of its own (branching inside one
+      program with `lax.cond` runs several times slower on CPU). None (the default): the plain
+      `train_step(state, batch)`.
+
 and the class attributes `uses_target` (the loop loads `config.data.target` and feeds a
 target stream) and `progress_metric` (the metric the progress bar shows, default "loss").
 
@@ -37,7 +45,9 @@ class it builds) with the static functions `load_pytorch(path_or_state_dict, mod
 and `to_pytorch_state_dict(model)`; `vireid_jax.checkpoints` dispatches on them. A model whose
 shapes follow the input size (DJANet's attention over the layer3 positions) also sets
 `load_pytorch_reads_image_size = True`: its loader then gets `image_size=(H, W)` from
-`config.data` as a keyword.
+`config.data` as a keyword. A method whose model is described by more than `config.model`
+(AlignGAN's GAN widths in `config.aligngan`) sets `load_pytorch_takes_config = True`: its
+loader gets the whole experiment config instead of `config.model`.
 
 `config.data.sampler` and `config.data.augmentation` name the method's input recipe in the
 registries of `vireid_jax.data`; the method's own config file sets them.
@@ -61,10 +71,10 @@ from vireid_jax.training.context import EpochContext
 __all__ = ["DataInfo", "EpochContext", "Method", "Net", "NetState", "MethodError", "check"]
 
 REQUIRED = ("create_state", "train_step", "features")
-OPTIONAL = ("begin_epoch", "epoch_inputs")
+OPTIONAL = ("begin_epoch", "epoch_inputs", "step_variant")
 ATTRIBUTES = ("uses_target", "progress_metric")
 PYTORCH = ("model_type", "load_pytorch", "to_pytorch_state_dict",
-           "load_pytorch_reads_image_size")
+           "load_pytorch_reads_image_size", "load_pytorch_takes_config")
 
 
 class MethodError(TypeError):
@@ -115,6 +125,10 @@ class Method:
   def epoch_inputs(self, state: Any) -> dict:
     del state
     return {}
+
+  def step_variant(self, step: int) -> Any:
+    del step
+    return None
 
 
 def check(method: Any) -> Any:
@@ -181,20 +195,29 @@ class Net:
       model.eval()
     return model
 
-  def minimize(self, loss_fn) -> tuple["Net", Any]:
+  def minimize(self, loss_fn, *, learning_rate=None) -> tuple["Net", Any]:
     """One optimiser update down the gradient of `loss_fn(model) -> (loss, aux)`.
 
     The model is in training mode; the BatchNorm statistics its forward pass computes are
     kept (`nnx.grad` differentiates the parameters only and carries the statistics out of
-    the trace). Returns the updated network and `aux`.
+    the trace). `learning_rate` as in `apply_gradients`. Returns the updated network and
+    `aux`.
     """
     model = self.model(training=True)
     grads, aux = nnx.grad(loss_fn, has_aux=True)(model)
-    return self.apply_gradients(grads, nnx.state(model, nnx.BatchStat)), aux
+    return self.apply_gradients(grads, nnx.state(model, nnx.BatchStat),
+                                learning_rate=learning_rate), aux
 
-  def apply_gradients(self, grads, batch_stats=None) -> "Net":
-    """One optimiser update; `batch_stats` are those the forward pass produced (None: kept)."""
+  def apply_gradients(self, grads, batch_stats=None, *, learning_rate=None) -> "Net":
+    """One optimiser update; `batch_stats` are those the forward pass produced (None: kept).
+
+    `learning_rate` (a scalar, may be traced) multiplies the optimiser's updates: for an
+    optimiser built with a unit rate whose schedule follows something other than its own
+    update count (AlignGAN's rates follow the global iteration, not each player's updates).
+    """
     updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+    if learning_rate is not None:
+      updates = jax.tree.map(lambda update: learning_rate * update, updates)
     return self.replace(params=optax.apply_updates(self.params, updates),
                         batch_stats=self.batch_stats if batch_stats is None else batch_stats,
                         opt_state=opt_state)

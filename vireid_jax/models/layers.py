@@ -356,3 +356,142 @@ class NonLocalBlock(nnx.Module):
     y = jnp.einsum('bnc,bcd->bnd', theta, phi_g)
     y = y.reshape(batch, height, width, self.inner_channels)
     return self.output_bn(self.output_conv(y)).astype(x.dtype) + x
+
+
+class InstanceNorm(nnx.Module):
+  """Instance normalisation with PyTorch's ``InstanceNorm2d`` semantics, NHWC.
+
+  Each (sample, channel) is normalised over its H·W positions with the biased variance.
+  With ``track_running_stats`` the layer also keeps running statistics, as AlignGAN's
+  generators do (spec aligngan §2.1):
+
+  * training mode normalises per instance and updates
+    ``running = (1 − m)·running + m·(batch average of the per-instance means / *unbiased*
+    variances, × HW/(HW − 1))``, starting from mean 0 / variance 1;
+  * evaluation mode normalises every instance with the running statistics (like BatchNorm
+    at inference), so a generator's test-time output depends on every training call.
+
+  Without running statistics both modes normalise per instance (the discriminators' plain
+  ``InstanceNorm2d``). ``affine`` adds per-channel γ (``scale``, init 1: PyTorch ≥ 1.2's
+  default; the reference's PyTorch 1.1 drew γ ~ U(0, 1)) and β (``bias``, init 0).
+
+  Train/eval switching follows :class:`BatchNorm`: the attribute ``use_running_average`` is
+  flipped by ``model.train()`` / ``model.eval()`` and ``nnx.view``. Statistics and the
+  normalisation are computed in float32; the output has the input's dtype.
+  """
+
+  def __init__(
+      self,
+      num_features: int,
+      *,
+      affine: bool = False,
+      track_running_stats: bool = False,
+      momentum: float = 0.1,
+      epsilon: float = 1e-5,
+      use_running_average: bool = False,
+  ):
+    """Creates the layer.
+
+    Args:
+      num_features: number of channels C.
+      affine: whether there are a per-channel γ and β.
+      track_running_stats: whether to keep (and, in evaluation mode, use) running statistics.
+      momentum: PyTorch-style momentum, the weight of the new statistic.
+      epsilon: added to the variance.
+      use_running_average: start in evaluation mode if True.
+    """
+    shape = (num_features,)
+    self.scale = nnx.Param(jnp.ones(shape, jnp.float32)) if affine else None
+    self.bias = nnx.Param(jnp.zeros(shape, jnp.float32)) if affine else None
+    self.mean = nnx.BatchStat(jnp.zeros(shape, jnp.float32)) if track_running_stats else None
+    self.var = nnx.BatchStat(jnp.ones(shape, jnp.float32)) if track_running_stats else None
+    self.num_features = num_features
+    self.affine = affine
+    self.track_running_stats = track_running_stats
+    self.momentum = momentum
+    self.epsilon = epsilon
+    self.use_running_average = use_running_average
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """``[B, H, W, C]`` -> the same shape, normalised per instance or with running statistics."""
+    x32 = x.astype(jnp.float32)
+    if self.track_running_stats and self.use_running_average:
+      mean, var = self.mean[...], self.var[...]
+    else:
+      count = x.shape[1] * x.shape[2]
+      if count < 2:
+        raise ValueError(f'InstanceNorm needs more than one position per channel, got input '
+                         f'shape {x.shape}.')
+      mean = jnp.mean(x32, axis=(1, 2), keepdims=True)                      # [B, 1, 1, C]
+      var = jnp.mean(jnp.square(x32 - mean), axis=(1, 2), keepdims=True)
+      if self.track_running_stats:
+        m = self.momentum
+        unbiased_var = var * (count / (count - 1))
+        self.mean[...] = jax.lax.stop_gradient(
+            (1 - m) * self.mean[...] + m * jnp.mean(mean, axis=(0, 1, 2)))
+        self.var[...] = jax.lax.stop_gradient(
+            (1 - m) * self.var[...] + m * jnp.mean(unbiased_var, axis=(0, 1, 2)))
+    y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon)
+    if self.affine:
+      y = y * self.scale[...] + self.bias[...]
+    return y.astype(x.dtype)
+
+  def set_view(self, use_running_average: bool | None = None):
+    """Hook of ``nnx.view``: sets ``use_running_average`` when given."""
+    if use_running_average is not None:
+      self.use_running_average = use_running_average
+
+
+class ConvTranspose(nnx.Module):
+  """PyTorch's ``ConvTranspose2d(k, stride=s, padding=p)``, NHWC: ``[B, H, W, I]`` ->
+  ``[B, (H − 1)·s − 2p + k, (W − 1)·s − 2p + k, O]``.
+
+  Computed as the gradient of a strided convolution: the input dilated by s, padded by
+  k − 1 − p on every side, convolved with the spatially flipped kernel (at k = 4, s = 2,
+  p = 1 the output is exactly twice the input). The kernel is stored as ``[kh, kw, O, I]``
+  (HWIO of that forward convolution), which is PyTorch's ``[I, O, kh, kw]`` weight under the
+  generic conv layout of :mod:`vireid_jax.models.pytorch_import`; no special case there.
+  """
+
+  def __init__(
+      self,
+      in_features: int,
+      out_features: int,
+      kernel_size: int,
+      *,
+      stride: int,
+      padding: int,
+      use_bias: bool = False,
+      kernel_init: Initializer,
+      dtype: DTypeLike = jnp.float32,
+      rngs: nnx.Rngs,
+  ):
+    self.kernel = nnx.Param(kernel_init(rngs.params(),
+                                        (kernel_size, kernel_size, out_features, in_features),
+                                        jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias else None
+    self.stride = stride
+    self.edge = kernel_size - 1 - padding
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = jax.lax.conv_transpose(
+        x.astype(self.dtype), self.kernel[...].astype(self.dtype),
+        strides=(self.stride, self.stride),
+        padding=((self.edge, self.edge), (self.edge, self.edge)),
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'), transpose_kernel=True)
+    if self.bias is not None:
+      y = y + self.bias[...].astype(self.dtype)
+    return y
+
+
+def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
+  """PyTorch's ``F.interpolate(x, [height, width], mode='bilinear')``, NHWC.
+
+  Half-pixel centres (``align_corners=False``) and no antialiasing in either direction:
+  ``jax.image.resize`` would otherwise low-pass filter a down-sampling (AlignGAN's 24 → 16
+  feature rows), which PyTorch does not.
+  """
+  batch, _, _, channels = x.shape
+  return jax.image.resize(x, (batch, height, width, channels), method='bilinear',
+                          antialias=False)

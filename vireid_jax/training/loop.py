@@ -216,11 +216,37 @@ def restore_for_evaluation(config, workdir: str, state):
 
 
 def jit_train_step(method, mesh):
-  """The method's step, jitted over the mesh: state replicated, batch split by rows."""
-  return jax.jit(method.train_step,
-                 in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
-                 out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
-                 donate_argnums=0)
+  """The method's step, jitted over the mesh: state replicated, batch split by rows.
+
+  Returns `step_fn(state, batch, step=None)`. `step` is the 0-based index of the step about to
+  run (a host int): a method whose `step_variant(step)` names a variant (AlignGAN's phase) gets
+  it as `train_step`'s static third argument, so each variant is a program of its own,
+  compiled when first reached. `step_fn.lower(state, batch, step=None)` lowers that program.
+  """
+  shardings = dict(in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
+                   out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+                   donate_argnums=0)
+  plain = jax.jit(method.train_step, **shardings)
+  with_variant = []     # made at the first variant: only such a train_step takes a third arg
+
+  def program(step):
+    variant = None if step is None else method.step_variant(step)
+    if variant is None:
+      return plain, ()
+    if not with_variant:
+      with_variant.append(jax.jit(method.train_step, static_argnums=2, **shardings))
+    return with_variant[0], (variant,)
+
+  def step_fn(state, batch, step=None):
+    jitted, variant = program(step)
+    return jitted(state, batch, *variant)
+
+  def lower(state, batch, step=None):
+    jitted, variant = program(step)
+    return jitted.lower(state, batch, *variant)
+
+  step_fn.lower = lower
+  return step_fn
 
 
 def bind_features(jitted_features, mesh):
@@ -278,7 +304,7 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
         if images_per_step is None:
           images_per_step = count_images(batch) * jax.process_count()
         # The pipeline yields only this process's rows of the global batch.
-        state, metrics = train_step(state, parallel.global_batch(batch, mesh))
+        state, metrics = train_step(state, parallel.global_batch(batch, mesh), step)
         step += 1
         progress.update(1)
         # Checking the previous step's losses keeps one step in flight on the device.

@@ -3,9 +3,14 @@
 Each builder reads an unpacked raw folder given as the manual directory (SYSU-MM01, RegDB and
 LLCM are gated: nothing is downloaded), enumerates its records with `vireid_jax.data.layouts`,
 checks them against the dataset's known counts (`integrity`) before writing anything, and
-writes one example per image: the image pre-resized to the configured size with Lanczos, as the
-references' loaders do (spec §1.1.4, §1.2, §1.3), stored losslessly (PNG) so no second lossy
-step is added.
+writes one example per image: the image pre-resized to the configured size with the configured
+filter (`config.data.resize_filter`: Lanczos by default, as the AGW-family references' loaders
+do, spec §1.1.4, §1.2, §1.3; bicubic for AlignGAN, aligngan.md §1.2), stored losslessly (PNG)
+so no second lossy step is added.
+
+Size and filter name the build: config "<H>x<W>" is a Lanczos build, "<H>x<W>_bicubic" a bicubic
+one, each in a folder of its own under `config.data.tfds_dir`, and the filter is also recorded
+in the build's metadata (`RESIZE_FILTER_KEY`).
 
 TFDS writes a build into a temporary folder and renames it when every split is complete, so a
 build that fails (an unreadable image, a wrong count) or is killed never leaves a dataset that
@@ -34,9 +39,44 @@ from vireid_jax.data.builders import integrity
 MODALITIES = layouts.MODALITIES
 
 
+# config.data.resize_filter → the PIL filter of the pre-resize. "bicubic" is what torchvision's
+# `Resize(size, interpolation=3)` applies to PIL images (AlignGAN, aligngan.md §1.2).
+RESIZE_FILTERS = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC}
+DEFAULT_RESIZE_FILTER = "lanczos"
+# The key of the filter in a build's `DatasetInfo.metadata`; builds that lack it are Lanczos
+# builds (every build was, before the filter became an option).
+RESIZE_FILTER_KEY = "resize_filter"
+
+
+def check_resize_filter(resize_filter: str) -> str:
+  """Returns `resize_filter` if it is a key of `RESIZE_FILTERS`.
+
+  Raises:
+    ValueError: an unknown filter, naming config.data.resize_filter and the known ones.
+  """
+  if resize_filter not in RESIZE_FILTERS:
+    raise ValueError(f"config.data.resize_filter={resize_filter!r} is not a known resize "
+                     f"filter; set it to one of {', '.join(map(repr, RESIZE_FILTERS))} "
+                     "(\"lanczos\": the default; \"bicubic\": PIL BICUBIC, AlignGAN's).")
+  return resize_filter
+
+
+def config_name(base_name: str, resize_filter: str) -> str:
+  """`base_name` ("288x144", "trial1_288x144"), with "_<filter>" unless the filter is Lanczos.
+
+  Lanczos builds keep the names they had before the filter was an option, so they stay valid;
+  any other filter gets a folder of its own, so builds of one dataset with two filters never
+  overwrite each other or load as each other.
+  """
+  check_resize_filter(resize_filter)
+  if resize_filter == DEFAULT_RESIZE_FILTER:
+    return base_name
+  return f"{base_name}_{resize_filter}"
+
+
 @dataclasses.dataclass
 class ImageSizeConfig(tfds.core.BuilderConfig):
-  """Stored image size (H x W); the papers use 288 x 144.
+  """Stored image size (H x W) and resize filter; the papers use 288 x 144, Lanczos.
 
   `check_counts=False` skips the comparison with the dataset's known counts (use it only for a
   complete download whose published counts are wrong); every other check stays.
@@ -45,28 +85,38 @@ class ImageSizeConfig(tfds.core.BuilderConfig):
   image_height: int = 288
   image_width: int = 144
   check_counts: bool = True
+  resize_filter: str = DEFAULT_RESIZE_FILTER
 
 
-def config_for_size(image_height: int, image_width: int,
-                    check_counts: bool = True) -> ImageSizeConfig:
-  """The config of a dataset without trials, named "<H>x<W>"."""
-  return ImageSizeConfig(name=f"{image_height}x{image_width}", image_height=image_height,
-                         image_width=image_width, check_counts=check_counts)
+def config_for_size(image_height: int, image_width: int, check_counts: bool = True,
+                    resize_filter: str = DEFAULT_RESIZE_FILTER) -> ImageSizeConfig:
+  """The config of a dataset without trials, named "<H>x<W>" (`config_name` adds a filter
+  other than Lanczos: "<H>x<W>_bicubic")."""
+  return ImageSizeConfig(name=config_name(f"{image_height}x{image_width}", resize_filter),
+                         image_height=image_height, image_width=image_width,
+                         check_counts=check_counts, resize_filter=resize_filter)
 
 
-def load_resized_image(path: str, image_height: int, image_width: int) -> np.ndarray:
-  """Decodes an image file to [H, W, 3] uint8, Lanczos-resized ignoring the aspect ratio.
+def load_resized_image(path: str, image_height: int, image_width: int,
+                       resize_filter: str = DEFAULT_RESIZE_FILTER) -> np.ndarray:
+  """Decodes an image file to [H, W, 3] uint8, resized ignoring the aspect ratio.
+
+  Args:
+    path: the image file.
+    image_height, image_width: the stored size.
+    resize_filter: a key of `RESIZE_FILTERS`.
 
   Raises:
     layouts.DatasetIntegrityError (a ValueError) naming the file when it cannot be read or
     decoded, truncated files included: a corrupt file must stop the build rather than become a
     black sample.
   """
+  check_resize_filter(resize_filter)
   try:
     with Image.open(path) as image:
       # Some decoders give IR images one channel; the references assume three.
       image = image.convert("RGB")
-      image = image.resize((image_width, image_height), Image.LANCZOS)
+      image = image.resize((image_width, image_height), RESIZE_FILTERS[resize_filter])
       return np.asarray(image, dtype=np.uint8)
   except (OSError, SyntaxError, ValueError) as error:
     raise layouts.DatasetIntegrityError(
@@ -104,7 +154,8 @@ class ReIdBuilder(tfds.core.GeneratorBasedBuilder):
         # Keep the reference's record order, so positions are stable across rebuilds.
         disable_shuffling=True,
         homepage=self.HOMEPAGE,
-        # Filled by `_split_generators`: {integrity.RAW_FOLDER_KEY: raw_folder_record}.
+        # Filled by `_split_generators`: {integrity.RAW_FOLDER_KEY: raw_folder_record,
+        # RESIZE_FILTER_KEY: the filter}.
         metadata=tfds.core.MetadataDict(),
     )
 
@@ -114,13 +165,19 @@ class ReIdBuilder(tfds.core.GeneratorBasedBuilder):
     if self.builder_config.check_counts:
       integrity.check_counts(self.DATASET, root, count_splits(splits))
     self.info.metadata[integrity.RAW_FOLDER_KEY] = integrity.raw_folder_record(root, splits)
+    self.info.metadata[RESIZE_FILTER_KEY] = self.builder_config.resize_filter
     return {name: self._generate_examples(records) for name, records in splits.items()}
 
   def _generate_examples(self, records: Sequence[layouts.Record]):
     height, width = self.builder_config.image_height, self.builder_config.image_width
+    resize_filter = self.builder_config.resize_filter
+    # A Lanczos build calls the loader with the three arguments it always took: tests and
+    # tools that wrap `load_resized_image` (tests/data/test_integrity.py) keep working.
+    filter_argument = ({} if resize_filter == DEFAULT_RESIZE_FILTER
+                       else {"resize_filter": resize_filter})
     for position, record in enumerate(records):
       yield position, {
-          "image": load_resized_image(record.path, height, width),
+          "image": load_resized_image(record.path, height, width, **filter_argument),
           "person_id": record.person_id,
           "label": record.label,
           "camera": record.camera,

@@ -2,10 +2,11 @@
 
 RegDB's ten train/test splits ("trials") each have their own index files
 (`idx/{train,test}_{visible,thermal}_{t}.txt`), and the reference trains one model per trial, so
-each trial is its own builder config: `trial{t}_{H}x{W}`. Nothing is downloaded: the manual
-directory is the unpacked raw folder (`vireid_jax.data.layouts`, `data/README.md`). Shared
-behaviour (Lanczos pre-resize to the configured size, as the reference resizes RegDB to
-144 x 288 too, spec §1.2; PNG storage; integrity checks; atomic builds) is in `common`.
+each trial is its own builder config: `trial{t}_{H}x{W}` (`trial{t}_{H}x{W}_bicubic` for a
+bicubic build). Nothing is downloaded: the manual directory is the unpacked raw folder
+(`vireid_jax.data.layouts`, `data/README.md`). Shared behaviour (pre-resize to the configured
+size, Lanczos by default as the reference resizes RegDB to 144 x 288 too, spec §1.2; PNG
+storage; integrity checks; atomic builds) is in `common`.
 
 Splits, in index-file order:
 * `train`: the trial's visible list, then its thermal list, with the files' labels (0..205 on
@@ -34,12 +35,15 @@ class RegDBConfig(common.ImageSizeConfig):
   trial: int = 1
 
 
-def config_for(trial: int, image_height: int, image_width: int,
-               check_counts: bool = True) -> RegDBConfig:
+def config_for(trial: int, image_height: int, image_width: int, check_counts: bool = True,
+               resize_filter: str = common.DEFAULT_RESIZE_FILTER) -> RegDBConfig:
+  """Trial `trial` at H x W, named "trial<t>_<H>x<W>" (plus "_bicubic" for a bicubic build,
+  `common.config_name`)."""
   layouts.check_regdb_trial(trial)
-  return RegDBConfig(name=f"trial{trial}_{image_height}x{image_width}", trial=trial,
-                     image_height=image_height, image_width=image_width,
-                     check_counts=check_counts)
+  return RegDBConfig(name=common.config_name(f"trial{trial}_{image_height}x{image_width}",
+                                             resize_filter),
+                     trial=trial, image_height=image_height, image_width=image_width,
+                     check_counts=check_counts, resize_filter=resize_filter)
 
 
 class RegDB(common.ReIdBuilder):
