@@ -1,6 +1,6 @@
 """AlignGAN's losses against the PyTorch transcription of its reference
-(``torch_aligngan_losses.py``: `tools/loss2.py`, `tools/metric.py`, `core/base.py`,
-`core/train.py`, `core/warmup.py`): values and gradients (spec aligngan.md §3)."""
+(``tests/models/torch_aligngan_reference.py``: `tools/loss2.py`, `tools/metric.py`,
+`core/base.py`, `core/train.py`, `core/warmup.py`): values and gradients (spec aligngan.md §3)."""
 
 import functools
 
@@ -12,7 +12,7 @@ import pytest
 from vireid_jax import losses
 
 torch = pytest.importorskip("torch")
-from tests.losses import torch_aligngan_losses as reference  # noqa: E402
+from tests.models import torch_aligngan_reference as reference  # noqa: E402
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 
@@ -246,25 +246,25 @@ def compare(our_fn, their_fn, scores):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_unconditional_discriminator_loss(seed):
   # D_rgb (core/train.py) and D_rgb_warm / D_ir_warm (core/warmup.py).
-  compare(losses.lsgan_discriminator_loss, reference.discriminator_rgb_loss,
+  compare(losses.lsgan_discriminator_loss, reference.d_rgb_loss,
           nhwc_scores(np.random.default_rng(seed), 2))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_generator_adversarial_loss(seed):
-  compare(losses.lsgan_generator_loss, reference.generator_gan_loss,
+  compare(losses.lsgan_generator_loss, reference.generator_adversarial_loss,
           nhwc_scores(np.random.default_rng(10 + seed), 2))
 
 
 def test_feature_step_adversarial_loss():
   # MSE(D_ir(i, M_f), ones_like): one argument, an IDE batch of 72.
-  compare(losses.lsgan_generator_loss, reference.feature_gan_loss,
+  compare(losses.lsgan_generator_loss, reference.feature_adversarial_loss,
           nhwc_scores(np.random.default_rng(20), 1, batch=72))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_joint_discriminator_loss(seed):
-  compare(losses.joint_discriminator_loss, reference.discriminator_ir_loss,
+  compare(losses.joint_discriminator_loss, reference.d_ir_loss,
           nhwc_scores(np.random.default_rng(30 + seed), 5))
 
 
@@ -280,8 +280,8 @@ def test_wrong_pairs_are_the_ir_batch_rolled_back_by_four():
   rng = np.random.default_rng(40)
   images = rng.normal(size=(16, 3, 8, 8)).astype(np.float32)
   pids = np.repeat(rng.permutation(395)[:4], 4)
-  wrong_images, wrong_pids = reference.generate_wrong_images(torch.from_numpy(images),
-                                                             torch.from_numpy(pids))
+  wrong_images = reference.wrong_pair(torch.from_numpy(images))
+  wrong_pids = reference.wrong_pair(torch.from_numpy(pids))
   nhwc = jnp.asarray(np.transpose(images, (0, 2, 3, 1)))
   np.testing.assert_array_equal(jnp.roll(nhwc, -4, axis=0),
                                 np.transpose(wrong_images.numpy(), (0, 2, 3, 1)))
@@ -300,9 +300,9 @@ def test_l1_loss_and_the_cycle_combination():
       np.tanh(rng.normal(size=(4, 16, 16, 3))).astype(np.float32) for _ in range(4))
   theirs = [torch.tensor(np.transpose(x, (0, 3, 1, 2)), requires_grad=True)
             for x in (reconstructed_rgb, reconstructed_ir)]
-  their_cycle = (reference.criterion_l1(theirs[0], torch.from_numpy(
-      np.transpose(real_rgb, (0, 3, 1, 2)))) + reference.criterion_l1(
-      theirs[1], torch.from_numpy(np.transpose(real_ir, (0, 3, 1, 2))))) / 2.0
+  their_cycle = reference.cycle_loss(
+      theirs[0], torch.from_numpy(np.transpose(real_rgb, (0, 3, 1, 2))),
+      theirs[1], torch.from_numpy(np.transpose(real_ir, (0, 3, 1, 2))))
   their_cycle.backward()
   ours, grads = jax.jit(jax.value_and_grad(
       lambda a, b: (losses.l1_loss(a, real_rgb) + losses.l1_loss(b, real_ir)) / 2.0,
