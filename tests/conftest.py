@@ -34,8 +34,8 @@ def cheap_xla_compilation():
 # The slowest modules (end-to-end runs in subprocesses), scheduled first: `make test` hands whole
 # files to two workers in collection order, and one of these started last would run alone at
 # the end while the other worker idles.
-SLOW_FIRST = ("tests/training/", "tests/models/test_djanet.py",
-              "tests/models/test_pytorch_import.py")
+SLOW_FIRST = ("tests/training/", "tests/methods/test_aligngan.py", "tests/models/test_djanet.py",
+              "tests/models/test_pytorch_import.py", "tests/models/test_aligngan.py")
 
 
 def pytest_collection_modifyitems(config, items):
