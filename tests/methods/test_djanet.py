@@ -1,6 +1,6 @@
 """DJANet's method file (spec djanet.md §5–6): the four-view label layout, the losses and their
 weights, the optimiser's groups, decay and rate table, the config, bad input (the network:
-tests/models/test_djanet.py; 8 devices: tests/training/test_parallel.py)."""
+tests/models/test_djanet.py; 8 devices: tests/training/test_parallel_mmn_djanet.py)."""
 
 import jax
 import jax.numpy as jnp

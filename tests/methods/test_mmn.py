@@ -1,6 +1,6 @@
 """MMN's method file (spec mmn.md §4, §6): the fixed DCL head, the update, the config
-(8 devices: tests/training/test_parallel.py; the authors' checkpoint and one step of their
-train.py: tests/models/test_mmn.py)."""
+(8 devices: tests/training/test_parallel_mmn_djanet.py; the authors' checkpoint and one step of
+their train.py: tests/models/test_mmn.py)."""
 
 import jax
 import numpy as np

@@ -144,7 +144,7 @@ def authors_checkpoint(tmp_path_factory):
 
 
 def test_authors_checkpoint_gives_the_reference_features_through_both_modality_paths(
-    authors_checkpoint):
+    authors_checkpoint, optimized_xla):
   net, path = authors_checkpoint
   model = checkpoints.load_pytorch(str(path), djanet_configs.get_config("sysu"))
   assert isinstance(model, DJANet) and model.num_classes == 395 and model.feature_dim == 2048

@@ -53,7 +53,8 @@ def tiny_experiment(tmp_path_factory):
   folder = tmp_path_factory.mktemp("experiment")
   config_path = write_config(folder, "tiny.py")
   uninterrupted = folder / "uninterrupted"
-  completed = run_main(config_path, uninterrupted)
+  # A new interpreter: its console (test_the_console_shows_...) includes what imports print.
+  completed = run_main(config_path, uninterrupted, fresh_interpreter=True)
   assert completed.returncode == 0, completed.stdout + completed.stderr
   return folder, config_path, uninterrupted, completed
 

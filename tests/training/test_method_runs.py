@@ -55,6 +55,8 @@ def test_every_dataset_config_runs_end_to_end_on_its_synthetic_counterpart(datas
         config.train.steps_per_epoch = 2
         config.optim.warmup_epochs = 1
         config.eval.num_trials = 2
+        config.eval.ranking_queries = 1
+        config.eval.ranking_top_k = 2
         config.eval.before_training = False
         return config
       """))
