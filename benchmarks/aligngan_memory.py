@@ -31,8 +31,7 @@ from vireid_jax.methods import aligngan  # noqa: E402
 from vireid_jax.methods.base import DataInfo  # noqa: E402
 
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes.")
-flags.DEFINE_list("phases", ["feature_warmup", "pixel_warmup", "joint", "all"],
-                  "Phases to lower ('all' = train_step with its branches).")
+flags.DEFINE_list("phases", list(aligngan.PHASES), "Phases to lower.")
 flags.DEFINE_bool("remat", False, "config.aligngan.remat_encoder.")
 FLAGS = flags.FLAGS
 
@@ -62,11 +61,8 @@ def measure(dtype: str, phase: str) -> dict:
   config.model.pretrained = "none"
   config.aligngan.remat_encoder = FLAGS.remat
   method, state, batch = abstract_inputs(config)
-  if phase == "all":
-    step = method.train_step
-  else:
-    index = aligngan.PHASES.index(phase)
-    step = lambda state, batch: method.train_step(state, batch, index)
+  index = aligngan.PHASES.index(phase)
+  step = lambda state, batch: method.train_step(state, batch, index)
   start = time.time()
   compiled = jax.jit(step, donate_argnums=0).lower(state, batch).compile()
   seconds = time.time() - start

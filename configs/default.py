@@ -43,17 +43,35 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.batches_per_epoch = 100
   config.data.augmentation = "agw"          # views: "agw", "caj" (3), "djanet" (4), "mcja"
   config.data.random_erasing = "none"       # "agw" views: "none", "llcm" (LLCM fork, MMN), "caj"
-  # The unlabelled target dataset of a domain-adaptation method (vireid_jax.data.datasets.load):
-  # empty dataset = none. Evaluation then runs on the target's test split and protocols.
+  # The target dataset of a cross-domain run (vireid_jax.data.datasets.load): empty dataset =
+  # none. With one, every method is evaluated on the target's test split with the target
+  # dataset's protocols (a method without a target stream, e.g. AGW: direct transfer), and a
+  # domain-adaptation method (uses_target) also trains on its unlabelled training split.
   config.data.target = ml_collections.ConfigDict()
   config.data.target.dataset = ""           # "", "sysu", "regdb" or "llcm"
-  config.data.target.root = ""              # its raw folder
-  config.data.target.tfds_dir = ""          # its TFRecords
+  config.data.target.root = ""              # its raw folder; "": the source's (same dataset only)
+  config.data.target.tfds_dir = ""          # its TFRecords; "": config.data.tfds_dir
   config.data.target.trial = 1              # RegDB target: which split
   config.data.target.check_counts = True
   config.data.target.synthetic = ml_collections.ConfigDict()  # generator options, or empty
   config.data.target.domain = ""            # DAN's synthetic domain: "", "noise", "lighting",
-                                            # "background" (dan.md §8)
+                                            # "background" (dan.md §8), on its train and test
+  # Which images the unlabelled target stream trains on (dan.md §1.3): "train" (inductive: the
+  # target's training split; dan.md's proposed default [P]) or "test" (the released code's
+  # transductive mode: the target's test images, which evaluation then scores).
+  config.data.target.train_split = "train"
+  # "none" or "parity": for a same-dataset task (e.g. SYSU → SYSU-noise), the training
+  # identities split by parity of their rank among the sorted original person ids: the source
+  # keeps the even ones (relabelled 0..C-1, so the class count halves), the target's training
+  # split the odd ones; dan.md §1.3's stricter variant (no identity seen under both domains).
+  config.data.target.identity_split = "none"
+  # Sampler "domain_adaptation" only: the target batches' identities (pseudo-labels). "aligned"
+  # (dan.md's resolution [P]): P labels present in both modalities at aligned slots;
+  # "independent" (the released code): P per modality, drawn independently.
+  config.data.target_sampler = "aligned"
+  # Sampler "domain_adaptation" only: False (the released code) draws the source's AGW plan once
+  # and reuses it every epoch; True draws a new one per epoch.
+  config.data.redraw_source_plan = False
 
   config.model = ml_collections.ConfigDict()
   config.model.depth = 50
@@ -61,7 +79,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.last_stride = 1
   config.model.non_local = True
   config.model.non_local_inner = "reference"  # "reference": width 1 (the code); "half": C/2
-  config.model.pooling = "gem"              # "gem" (p = 3) or "avg"
+  config.model.pooling = "gem"              # "gem" (p = 3), "avg" or "max" (DAN)
   config.model.gem_learnable = False        # False: GeM p fixed at 3 (the reference); True: trained
   # torchvision's ImageNet ResNet-50 (.pth, or .npz from `python -m vireid_jax.checkpoints
   # convert`): both stems and the shared stages start from it, as in every reference. Never

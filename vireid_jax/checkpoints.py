@@ -242,16 +242,18 @@ def to_pytorch_state_dict(model: nnx.Module) -> StateDict:
   if isinstance(model, ResNet):
     return resnet_pytorch.to_pytorch_state_dict(model)
   from vireid_jax import methods
-  exportable = []
+  exporters = {}
   for name in methods.available():
     cls = methods.method_class(name)
     exporter = getattr(cls, 'to_pytorch_state_dict', None)
     model_type = getattr(cls, 'model_type', None)
-    if exporter is None or model_type is None:
-      continue
-    if isinstance(model, model_type):
-      return exporter(model)
-    exportable.append(model_type.__name__)
+    if exporter is not None and model_type is not None:
+      exporters.setdefault(model_type, exporter)
+  # The most specific model type first: DAN's network is an AGW with other reference keys.
+  for model_type in type(model).__mro__:
+    if model_type in exporters:
+      return exporters[model_type](model)
+  exportable = sorted(model_type.__name__ for model_type in exporters)
   raise TypeError(f'to_pytorch_state_dict supports ResNet and {", ".join(exportable)}, got '
                   f'{type(model).__name__}.')
 

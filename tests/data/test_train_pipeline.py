@@ -133,6 +133,30 @@ def test_domain_adaptation_source_plan_fixed_and_target_pseudo_labels_aligned():
              for a, b in zip(first, redrawn))
 
 
+def test_target_sampler_defaults_to_aligned_and_names_the_field_when_unknown():
+  target = make_split([4, 4, 4], [3, 3, 3])   # its labels stand for pseudo-labels
+
+  def target_labels(config):
+    """[visible labels, infrared labels] of the epoch's target rows, slot by slot."""
+    streams = sampling.domain_adaptation_streams(TRAIN, config, seed=0, epoch=0, target=target)
+    return [stream.split.labels[stream.indices] for stream in streams
+            if stream.name in ("target_visible", "target_infrared")]
+
+  # A config without the field (one written before it) gets configs/default.py's "aligned":
+  # slot i of both modalities holds one pseudo-label.
+  without_field = data_config(sampler="domain_adaptation")
+  del without_field["target_sampler"]
+  assert sampling.DEFAULT_TARGET_SAMPLER == "aligned"
+  visible, infrared = target_labels(without_field)
+  np.testing.assert_array_equal(visible, infrared)
+  visible, infrared = target_labels(data_config(sampler="domain_adaptation",
+                                                target_sampler="independent"))
+  assert not np.array_equal(visible, infrared)
+  with pytest.raises(ValueError, match=r"config.data.target_sampler='paired': expected one of "
+                                       r"\('aligned', 'independent'\)"):
+    target_labels(data_config(sampler="domain_adaptation", target_sampler="paired"))
+
+
 @pytest.mark.parametrize("sampler, augmentation", [("agw", "agw"), ("mcja", "mcja"),
                                                    ("djanet", "djanet"),
                                                    ("domain_adaptation", "agw")])

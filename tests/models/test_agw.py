@@ -264,4 +264,4 @@ def test_requires_an_input_and_valid_pooling(tiny_agw):
   with pytest.raises(ValueError, match='visible and/or infrared'):
     tiny_agw(None, None)
   with pytest.raises(ValueError, match='pooling'):
-    nnx.eval_shape(lambda: AGW(5, pooling='max', rngs=nnx.Rngs(0)))
+    nnx.eval_shape(lambda: AGW(5, pooling='median', rngs=nnx.Rngs(0)))

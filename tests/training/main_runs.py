@@ -42,6 +42,20 @@ config.eval.ranking_top_k = 2
 """
 
 
+# DAN (configs/dan.py:synthetic) on the tiny data: the source is the tiny SYSU-MM01-layout data,
+# the target the same data moved into the "lighting" domain (an empty target root and TFRecords
+# folder: the source's), which evaluation then scores.
+DAN_ON_TINY_DATA = """
+config.data.dataset = "sysu"
+config.data.target.dataset = "sysu"
+config.data.target.root = ""
+config.data.target.tfds_dir = ""
+config.data.target.synthetic = config.data.synthetic
+config.data.target.domain = "lighting"
+config.dan.discriminator_hidden = 32
+"""
+
+
 def tiny_data(folder) -> str:
   """The `TINY_DATA` lines for data generated under `folder` (raw/ and tfds/)."""
   return TINY_DATA.format(root=str(folder / "raw"), tfds_dir=str(folder / "tfds"))

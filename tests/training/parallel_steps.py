@@ -23,7 +23,7 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
     import sys
     import jax
     import numpy as np
-    from configs import caj, djanet, mcja, mmn, synthetic
+    from configs import caj, dan, djanet, mcja, mmn, synthetic
     from vireid_jax import methods
     from vireid_jax.methods.base import DataInfo
     from vireid_jax.training import loop, parallel
@@ -50,21 +50,40 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
                        ("visible", "visible_augmented", "infrared", "infrared_augmented")},
                       visible_labels=labels, infrared_labels=labels)
 
+    # DAN's source and target streams, 4 ids x 4 images each (16 rows: 2 per device; the
+    # config's 3 x 4 does not split over 8 devices).
+    source_labels = np.repeat(np.arange(4), 4).astype(np.int32)
+    images = lambda: rng.normal(size=(16, 64, 32, 3)).astype(np.float32)
+    two_domains = {"visible": images(), "infrared": images(), "visible_labels": source_labels,
+                   "infrared_labels": source_labels, "target_visible": images(),
+                   "target_infrared": images(), "target_visible_labels": source_labels,
+                   "target_infrared_labels": np.roll(source_labels, 4)}
+
     def config_of(module, dtype="float32"):
       config = module.get_config("synthetic") if module is not synthetic else module.get_config()
       config.model.width = 8
       config.model.dtype = dtype
       if module is djanet:
         config.model.mamba_d_state = 4
+      if module is dan:
+        config.data.ids_per_batch = config.data.images_per_id = 4
+
       return config
 
     def flat(tree):
       return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
 
+    # The parameters are compared after both steps, DAN's after the first: its max pooling
+    # sends each channel's gradient to one position, and the 1-ulp differences between the
+    # two meshes' convolutions flip near-ties of the tiny random network, so after the second
+    # update 7 % of its elements differ by more than 1 % of the largest update (with average
+    # pooling instead, none does). Both steps' losses are compared as for every case.
+    PARAMETER_STEPS = {"dan": 1}
     CASES = {"agw": (synthetic, "float32", two_stream),
              "agw_bfloat16": (synthetic, "bfloat16", two_stream),
              "caj": (caj, "float32", three_views), "mcja": (mcja, "float32", mixed),
-             "mmn": (mmn, "float32", two_stream), "djanet": (djanet, "float32", four_views)}
+             "mmn": (mmn, "float32", two_stream), "djanet": (djanet, "float32", four_views),
+             "dan": (dan, "float32", two_domains)}
     report = {}
     for case in json.loads(sys.argv[1]):
       module, dtype, batch = CASES[case]
@@ -75,19 +94,21 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
       for name, devices in meshes[1:] if case == "agw_bfloat16" else meshes:
         mesh = parallel.make_mesh(devices)
         method = methods.resolve(config)
-        data_info = DataInfo(num_classes=4, num_visible=8, num_infrared=8, steps_per_epoch=10)
+        data_info = DataInfo(num_classes=4, num_visible=8, num_infrared=8, steps_per_epoch=10,
+                             num_target_visible=16, num_target_infrared=16)
         state = parallel.replicate(method.create_state(data_info), mesh)
         step = loop.jit_train_step(method, mesh)
         global_batch = parallel.global_batch(batch, mesh)
         assert all(len(value.sharding.device_set) == len(devices)
                    for value in global_batch.values())
         metrics = []
-        for _ in range(2):
+        for index in range(2):
           state, step_metrics = step(state, global_batch)
           metrics.append({key: float(value) for key, value in step_metrics.items()})
+          if index + 1 == PARAMETER_STEPS.get(case, 2):
+            params, stats = jax.device_get((state.net.params, state.net.batch_stats))
         outputs[name] = dict(
-            params=jax.device_get(state.net.params),
-            stats=jax.device_get(state.net.batch_stats),
+            params=params, stats=stats,
             metrics=metrics, loss_dtype=str(step_metrics["loss"].dtype),
             param_devices=len(jax.tree.leaves(state.net.params)[0].sharding.device_set))
       if case == "agw_bfloat16":
@@ -123,7 +144,7 @@ STEP_ON_TWO_MESHES = textwrap.dedent("""
 
 
 def steps_on_two_meshes(cases):
-  """Two steps of each case ("agw", "agw_bfloat16", "caj", "mcja", "mmn", "djanet") on a
+  """Two steps of each case ("agw", "agw_bfloat16", "caj", "mcja", "mmn", "djanet", "dan") on a
   1-device and an 8-device mesh (bfloat16: the 8-device mesh only), in one subprocess:
   {case: report}."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 
 from tests.training.main_runs import (  # noqa: F401  (compilation_cache: autouse fixture)
+    DAN_ON_TINY_DATA,
     REPO_ROOT,
+    TINY_AGW,
     assert_same_run,
     compilation_cache,
     console_lines,
     final_arrays,
     kill_mid_epoch_and_resume,
+    method_config,
     run_main,
     tensorboard_scalars,
     write_config,
@@ -66,6 +69,8 @@ def test_main_job_prints_tables_and_writes_results(tiny_experiment):
   assert "| sysu_all | bn" in completed.stdout
   results = json.loads((workdir / "results.json").read_text())
   assert results["step"] == 9
+  # No target: the training dataset's own test split, in no synthetic domain.
+  assert (results["test_dataset"], results["test_domain"]) == ("sysu", "")
   trained = {summary["feature"]: summary for summary in results["trained"]}
   assert set(trained) == {"pool", "bn"}
   assert trained["bn"]["num_trials"] == 2 and len(trained["bn"]["per_trial"]["mAP"]) == 2
@@ -125,14 +130,22 @@ def test_sysu_config_without_the_dataset_names_the_folder(tmp_path):
   assert "data/README.md" in completed.stderr and "configs/synthetic.py" in completed.stderr
 
 
-def test_eval_restores_the_checkpoint_the_config_names(tiny_experiment, tmp_path):
+def test_eval_restores_the_checkpoint_the_config_names_and_scores_a_target_directly(
+    tiny_experiment, tmp_path):
   _, config_path, uninterrupted, _ = tiny_experiment
+  # AGW has no target stream: a target dataset (here the source's own folder in the noise
+  # domain; empty root and tfds_dir are the source's) is direct transfer, evaluated only.
   completed = run_main(config_path, tmp_path / "evaluation", "--mode=eval",
                        f"--config.eval.checkpoint={uninterrupted / 'checkpoints' / '6'}",
-                       "--config.eval.before_training=False", "--config.eval.num_trials=1")
+                       "--config.eval.before_training=False", "--config.eval.num_trials=1",
+                       "--config.data.target.dataset=sysu", "--config.data.target.domain=noise")
   assert completed.returncode == 0, completed.stderr
-  assert "Trained (step 6):" in completed.stdout
-  assert json.loads((tmp_path / "evaluation" / "results.json").read_text())["step"] == 6
+  assert ("The method trains on no target stream: this run evaluates direct transfer to "
+          "sysu/noise") in completed.stdout
+  assert "Trained (step 6), on the target's test split (sysu/noise):" in completed.stdout
+  results = json.loads((tmp_path / "evaluation" / "results.json").read_text())
+  assert results["step"] == 6
+  assert (results["test_dataset"], results["test_domain"]) == ("sysu", "noise")
 
 
 def test_checkpoint_of_another_model_names_each_parameter_and_both_shapes(tiny_experiment,
@@ -236,11 +249,11 @@ def test_toy_gan_trains_on_eight_devices_like_on_one(toy_gan_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def toy_da_run(tiny_experiment):
-  return uninterrupted_toy_run(tiny_experiment, "toy_da", TOY_DA_EXTRA)[:2]
+  return uninterrupted_toy_run(tiny_experiment, "toy_da", TOY_DA_EXTRA)
 
 
 def test_target_stream_carries_the_pseudo_labels_of_each_epoch(toy_da_run):
-  _, workdir = toy_da_run
+  _, workdir, completed = toy_da_run
   arrays = final_arrays(workdir)
   history = arrays["['label_history']"]
   # Three epochs, every target image labelled each epoch, and the labels changed.
@@ -257,15 +270,38 @@ def test_target_stream_carries_the_pseudo_labels_of_each_epoch(toy_da_run):
   # Evaluation ran on the target's test split (its lighting domain), SYSU protocol.
   results = json.loads((workdir / "results.json").read_text())
   assert {summary["protocol"] for summary in results["trained"]} == {"sysu_all"}
+  assert (results["test_dataset"], results["test_domain"]) == ("sysu", "lighting")
+  assert "Trained (step 9), on the target's test split (sysu/lighting):" in completed.stdout
+  assert "direct transfer" not in completed.stdout
 
 
 def test_domain_adaptation_killed_mid_epoch_resumes_bit_identically(toy_da_run, tmp_path):
-  config_path, uninterrupted = toy_da_run
+  config_path, uninterrupted, _ = toy_da_run
   workdir = tmp_path / "da_killed"
   kill_mid_epoch_and_resume(config_path, workdir)
   # Same batches, labels and parameters; the epoch hook ran once per epoch, not again on resume.
   assert_same_run(uninterrupted, workdir, min_arrays=6)
   np.testing.assert_array_equal(final_arrays(workdir)["['hook_calls']"], [1, 1, 1])
+
+
+def test_dan_killed_mid_epoch_resumes_with_the_same_pseudo_labels_memories_and_parameters(
+    tiny_experiment, tmp_path):
+  """DAN's epoch hook (pseudo-labels, the plan's memories) in the state: a run SIGKILLed in
+  the middle of its second epoch and resumed equals the uninterrupted run, bit for bit."""
+  folder = tiny_experiment[0]
+  config_path = method_config(folder, "tiny_dan.py", "dan", "synthetic",
+                              TINY_AGW + DAN_ON_TINY_DATA + "config.eval.before_training = False")
+  uninterrupted = tmp_path / "dan"
+  completed = run_main(config_path, uninterrupted)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert "epoch 2: pseudo-labels over 10 source identities" in completed.stdout
+  killed = tmp_path / "dan_killed"
+  kill_mid_epoch_and_resume(config_path, killed)
+  assert_same_run(uninterrupted, killed, min_arrays=20)
+  arrays = final_arrays(killed)
+  labels = arrays["['target_labels']"]
+  assert labels.shape == (len(labels),) and (labels >= 0).all()
+  assert arrays["['visible_memory']['features']"].shape == (3 * 8, 64)
 
 
 def test_the_console_shows_what_a_person_reads_and_the_log_file_the_rest(tiny_experiment):

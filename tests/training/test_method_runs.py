@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from tests.training.main_runs import (  # noqa: F401  (compilation_cache: autouse fixture)
+    DAN_ON_TINY_DATA,
     compilation_cache,
     method_config,
     run_main,
@@ -92,6 +93,9 @@ METHOD_RUNS = {
         config.model.width = 8
         config.model.mamba_d_state = 4
         """, {"sysu_all"}, {"pool", "bn"}, {"triplet_loss", "complementary_loss"}),
+    # The tiny data as source, and as target in the "lighting" domain (evaluated there).
+    "dan": (DAN_ON_TINY_DATA, {"sysu_all"}, {"pool", "bn"},
+            {"adversarial_visible", "memory_infrared", "cma_mean", "pseudo_labels_shared"}),
 }
 
 

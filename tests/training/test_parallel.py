@@ -1,4 +1,4 @@
-"""Data parallelism: AGW (float32 and bfloat16), CAJ and MCJA's steps on 8 simulated CPU
+"""Data parallelism: AGW (float32 and bfloat16), CAJ, MCJA and DAN's steps on 8 simulated CPU
 devices equal the steps on one (the comparison: tests/training/parallel_steps.py; MMN and
 DJANet: test_parallel_mmn_djanet.py)."""
 
@@ -11,12 +11,13 @@ from vireid_jax.training import parallel
 
 @pytest.fixture(scope="module")
 def eight_device_steps():
-  """Two steps of AGW (float32 and bfloat16), CAJ and MCJA, each on a 1-device and an
-  8-device mesh, in one subprocess (the CPU device count is fixed when JAX starts)."""
-  return steps_on_two_meshes(["agw", "agw_bfloat16", "caj", "mcja"])
+  """Two steps of AGW (float32 and bfloat16), CAJ and MCJA and three of DAN, each on a
+  1-device and an 8-device mesh, in one subprocess (the CPU device count is fixed when JAX
+  starts)."""
+  return steps_on_two_meshes(["agw", "agw_bfloat16", "caj", "mcja", "dan"])
 
 
-@pytest.mark.parametrize("case", ["agw", "caj", "mcja"])
+@pytest.mark.parametrize("case", ["agw", "caj", "mcja", "dan"])
 def test_steps_on_eight_devices_equal_the_steps_on_one(eight_device_steps, case):
   assert_steps_equal(eight_device_steps[case], case)
 

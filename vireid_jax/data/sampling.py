@@ -236,14 +236,14 @@ def target_epoch(visible_labels: np.ndarray, infrared_labels: np.ndarray, *, ids
   modulo this length (the reference wraps its target indices the same way).
 
   Per batch:
-    * `aligned=False` (the released code, the default): P pseudo-labels drawn without
-      replacement among those present in the visible images and, independently, P among those
-      of the infrared images; K images with replacement of each. Slot i of the two modalities
-      then rarely shares a pseudo-label.
-    * `aligned=True` (dan.md's proposed resolution [P]): P pseudo-labels present in both
-      modalities, K visible and K infrared images of each at aligned slots (as the AGW
-      sampler); when fewer than P such labels exist the remaining slots are filled
-      independently per modality, as in the code.
+    * `aligned=False` (the released code; `config.data.target_sampler="independent"`): P
+      pseudo-labels drawn without replacement among those present in the visible images and,
+      independently, P among those of the infrared images; K images with replacement of each.
+      Slot i of the two modalities then rarely shares a pseudo-label.
+    * `aligned=True` (dan.md's proposed resolution [P]; "aligned", the default): P
+      pseudo-labels present in both modalities, K visible and K infrared images of each at
+      aligned slots (as the AGW sampler); when fewer than P such labels exist the remaining
+      slots are filled independently per modality, as in the code.
   A modality with no pseudo-label at all (before the first labelling) gets P*K distinct images
   drawn uniformly (with replacement only if it has fewer images than that).
 
@@ -408,6 +408,11 @@ def mcja_streams(train: SplitArrays, data_config, *, seed: int, epoch: int, targ
   return [Stream("images", train, "mixed", plan.indices.reshape(plan.num_batches, -1), "labels")]
 
 
+# `config.data.target_sampler`: the target stream's identity draw (`target_epoch`'s `aligned`).
+TARGET_SAMPLERS = ("aligned", "independent")
+DEFAULT_TARGET_SAMPLER = "aligned"
+
+
 @register_sampler("domain_adaptation", num_batches=_agw_num_batches)
 def domain_adaptation_streams(train: SplitArrays, data_config, *, seed: int, epoch: int,
                               target: SplitArrays | None = None,
@@ -417,7 +422,8 @@ def domain_adaptation_streams(train: SplitArrays, data_config, *, seed: int, epo
   The labelled source `train` through the AGW sampler ("visible", "infrared"; drawn once, at
   epoch 0, and reused unless `data_config.redraw_source_plan`), and the unlabelled `target`
   through `target_epoch` ("target_visible", "target_infrared", with "target_*_indices":
-  positions into `target`). The target's labels are `epoch_inputs["target_labels"]`
+  positions into `target`; identities drawn as `data_config.target_sampler` says: "aligned",
+  the default, or "independent"). The target's labels are `epoch_inputs["target_labels"]`
   ([len(target)] int32 pseudo-labels, -1 for none; the method's `epoch_inputs`), else the
   split's own (all -1). Target batch b is batch b % the target's own epoch length.
   """
@@ -432,13 +438,17 @@ def domain_adaptation_streams(train: SplitArrays, data_config, *, seed: int, epo
                        f"split has {len(target)} images: one label (or -1) per image, in split "
                        "order.")
     target = dataclasses.replace(target, labels=labels)
+  # configs/default.py carries both fields; a config without them gets the same defaults.
+  target_sampler = data_config.get("target_sampler", DEFAULT_TARGET_SAMPLER)
+  if target_sampler not in TARGET_SAMPLERS:
+    raise ValueError(f"config.data.target_sampler={target_sampler!r}: expected one of "
+                     f"{TARGET_SAMPLERS}.")
   source_epoch = epoch if data_config.get("redraw_source_plan", False) else 0
   source = _cross_modal_streams(train, _agw_plan(train, data_config, seed, source_epoch))
   target_plan = target_epoch(
       target.labels[_positions(target, VISIBLE)], target.labels[_positions(target, INFRARED)],
       ids_per_batch=data_config.ids_per_batch, images_per_id=data_config.images_per_id,
-      aligned=data_config.get("target_sampler", "independent") == "aligned", seed=seed,
-      epoch=epoch)
+      aligned=target_sampler == "aligned", seed=seed, epoch=epoch)
   target_streams = _cross_modal_streams(target, target_plan, "target_", with_indices=True)
   num_batches = len(source[0].indices)
   wrapped = np.arange(num_batches) % len(target_streams[0].indices)

@@ -69,10 +69,13 @@ class Splits:
   Attributes:
     train: the labelled training split (the source domain of a domain-adaptation run).
     test: the split evaluation runs on: the training dataset's test split, or with a target
-      dataset (`config.data.target`) the target's test split.
-    target: the unlabelled target training split (labels NO_LABEL), or None.
+      dataset (`config.data.target`) the target's test split, whatever the method.
+    target: the unlabelled target training split (labels NO_LABEL) of a method that trains on
+      one (`uses_target`), else None.
     test_dataset: "sysu", "regdb" or "llcm": whose protocols `test` is scored with.
     test_trial: the RegDB trial of `test` (1..10), None for the other datasets.
+    test_domain: the synthetic domain `test` was moved into ("noise", "lighting",
+      "background": `config.data.target.domain`), "" for none.
   """
 
   train: SplitArrays
@@ -80,3 +83,9 @@ class Splits:
   target: SplitArrays | None
   test_dataset: str
   test_trial: int | None = None
+  test_domain: str = ""
+
+  @property
+  def test_name(self) -> str:
+    """What `test` is, for people: "regdb", "sysu/noise"."""
+    return f"{self.test_dataset}/{self.test_domain}" if self.test_domain else self.test_dataset

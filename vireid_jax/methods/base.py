@@ -37,8 +37,9 @@ and optionally
       program with `lax.cond` runs several times slower on CPU). None (the default): the plain
       `train_step(state, batch)`.
 
-and the class attributes `uses_target` (the loop loads `config.data.target` and feeds a
-target stream) and `progress_metric` (the metric the progress bar shows, default "loss").
+and the class attributes `uses_target` (the loop feeds the unlabelled training split of
+`config.data.target` as a target stream; without it a target is evaluated only: direct
+transfer) and `progress_metric` (the metric the progress bar shows, default "loss").
 
 A method whose authors release PyTorch checkpoints also names `model_type` (the NNX model
 class it builds) with the static functions `load_pytorch(path_or_state_dict, model_config)`

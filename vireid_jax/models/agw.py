@@ -1,7 +1,7 @@
 """AGW cross-modality baseline network (spec §4.2–4.5).
 
 Two modality-specific ResNet stems (visible, infrared) → shared layer1..4
-with non-local blocks → GeM (or average) pooling → BNNeck → bias-free
+with non-local blocks → GeM (or average, or max: DAN) pooling → BNNeck → bias-free
 classifier.
 
 The forward pass returns :class:`~vireid_jax.models.outputs.ReidOutputs`
@@ -31,6 +31,7 @@ from vireid_jax.models.layers import (
     NonLocalBlock,
     NonLocalInner,
     average_pool,
+    max_pool,
     normal_init,
 )
 from vireid_jax.models.outputs import ReidOutputs
@@ -39,6 +40,9 @@ from vireid_jax.models.resnet import ResNetStages, Stem, after_last_blocks, resn
 # Number of non-local blocks after the last blocks of layer1..layer4 (the
 # reference's non_layers = [0, 2, 3, 0]).
 NON_LOCAL_PER_STAGE = (0, 2, 3, 0)
+
+# config.model.pooling -> global pooling [B, H, W, C] -> [B, C] ('gem' is the module's own GeM).
+POOLING = {'gem': None, 'avg': average_pool, 'max': max_pool}
 
 
 class AGW(nnx.Module):
@@ -65,7 +69,7 @@ class AGW(nnx.Module):
       last_stride: int = 1,
       non_local: bool = True,
       non_local_inner: NonLocalInner | int = 'reference',
-      pooling: Literal['gem', 'avg'] = 'gem',
+      pooling: Literal['gem', 'avg', 'max'] = 'gem',
       gem_learnable: bool = False,
       dtype: DTypeLike = jnp.float32,
       rngs: nnx.Rngs,
@@ -80,15 +84,15 @@ class AGW(nnx.Module):
       non_local: add the five non-local blocks ('agw'); False for 'base'.
       non_local_inner: inner width of the non-local blocks, see
         :class:`NonLocalBlock` ('reference' = 1).
-      pooling: 'gem' (p = 3) or 'avg' (the 'base' method).
+      pooling: 'gem' (p = 3), 'avg' (the 'base' method) or 'max' (DAN).
       gem_learnable: make GeM's p a trainable parameter (initialised to 3,
         in the backbone LR group) instead of the reference's constant.
       dtype: compute dtype of the backbone; parameters, pooling, BNNeck and
         classifier are float32.
       rngs: supplies the ``params`` keys.
     """
-    if pooling not in ('gem', 'avg'):
-      raise ValueError(f"pooling must be 'gem' or 'avg', got {pooling!r}")
+    if pooling not in POOLING:
+      raise ValueError(f"config.model.pooling must be one of {sorted(POOLING)}, got {pooling!r}")
     _, blocks_per_stage = resnet_config(depth)
     self.visible_stem = Stem(width, dtype=dtype, rngs=rngs)
     self.infrared_stem = Stem(width, dtype=dtype, rngs=rngs)
@@ -147,7 +151,7 @@ class AGW(nnx.Module):
       raise ValueError('AGW needs visible and/or infrared images.')
     x = jnp.concatenate(stem_outputs, axis=0) if len(stem_outputs) > 1 else stem_outputs[0]
     x = self.stages(x)
-    return self.gem(x) if self.pooling == 'gem' else average_pool(x)
+    return self.gem(x) if self.pooling == 'gem' else POOLING[self.pooling](x)
 
   def __call__(
       self, visible: jax.Array | None = None, infrared: jax.Array | None = None

@@ -158,6 +158,12 @@ def average_pool(x: jax.Array) -> jax.Array:
   return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
+def max_pool(x: jax.Array) -> jax.Array:
+  """Global max pooling ``[B, H, W, C]`` -> ``[B, C]`` (float32; PyTorch's
+  ``AdaptiveMaxPool2d((1, 1))``, DAN's pooling)."""
+  return jnp.max(x.astype(jnp.float32), axis=(1, 2))
+
+
 class BatchNorm(nnx.Module):
   """Batch normalisation with PyTorch's exact semantics.
 

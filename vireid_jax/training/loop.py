@@ -78,7 +78,9 @@ def _run(config, workdir: str, method, *, mode: str, allow_config_change: bool) 
   from vireid_jax.data import pipeline
 
   workdir_config.check_or_record(config, workdir, allow_change=allow_config_change)
-  # config.eval.test_root / test_tfds_dir may name another folder for the evaluated split.
+  # config.eval.test_root / test_tfds_dir may name another folder for the evaluated split; a
+  # target dataset (config.data.target) is evaluated whatever the method, and only a method
+  # with uses_target gets its training stream.
   splits = datasets.load(config.data, with_target=method.uses_target, eval_config=config.eval)
   mesh = parallel.make_mesh()
   reference_steps = pipeline.steps_per_epoch(splits.train, config.data, target=splits.target)
@@ -142,18 +144,24 @@ def _run(config, workdir: str, method, *, mode: str, allow_config_change: bool) 
   finally:
     during_training.close()
 
+  # Which test split the numbers are of: the training dataset's own, or a target's (direct
+  # transfer or domain adaptation), possibly moved into a synthetic domain.
   results = {"step": int(jax.device_get(state.step)), "main_feature": config.eval.main_feature,
-             "selected": selection(config, state, steps_per_epoch)}
+             "selected": selection(config, state, steps_per_epoch),
+             "test_dataset": splits.test_dataset, "test_domain": splits.test_domain}
+  # Tables of a target's test split say whose: the protocol column names the dataset only.
+  scored_on = (f", on the target's test split ({splits.test_name})"
+               if datasets.has_target(config.data) else "")
   if during_training.curve:
     results["during_training"] = during_training.curve
   if config.eval.before_training:
     # The initial state is a pure function of the config (so a resumed run reports the same);
     # it is rebuilt because training donated the first one's buffers.
     results["before_training"] = evaluate(make_state(), "before_training")
-    print("Before training (step 0):\n" + report.format_results_table(
+    print(f"Before training (step 0){scored_on}:\n" + report.format_results_table(
         results["before_training"]), flush=True)
   results["trained"] = evaluate(state, "trained")
-  print(f"{selection_title(results['selected'])}:\n" + report.format_results_table(
+  print(f"{selection_title(results['selected'])}{scored_on}:\n" + report.format_results_table(
       results["trained"]), flush=True)
   if jax.process_index() == 0:
     path = os.path.join(workdir, "results.json")
