@@ -71,7 +71,10 @@ def step(method):
 
 
 def at(state, iteration):
-  return state.replace(step=jnp.asarray(iteration, jnp.int32))
+  # Committed like the rest of `initial`: an uncommitted step is another jit cache key, and
+  # the resume test (which steps `initial` itself) would compile every phase again.
+  return state.replace(step=jax.device_put(jnp.asarray(iteration, jnp.int32),
+                                           jax.devices()[0]))
 
 
 def same(first, second):

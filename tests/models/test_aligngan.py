@@ -236,3 +236,28 @@ def test_head_dropout_is_inverted_and_only_on_the_classification_path():
   kept = dropped != 0
   assert 0.4 < kept.mean() < 0.6
   np.testing.assert_allclose(dropped[kept], 2 * np.asarray(pooled)[kept], rtol=1e-6)
+
+
+def test_the_rematerialised_encoder_gives_the_same_features_gradients_and_statistics():
+  """`aligngan.remat_encoder` trades memory for compute only (issue 16 item 10)."""
+  from vireid_jax.models.aligngan import Encoder
+  plain = Encoder(18, 4, input_size=(32, 16), rngs=nnx.Rngs(0))
+  remat = nnx.clone(plain)
+  remat.remat = True
+  images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (3, 16, 16, 3)), jnp.float32)
+
+  def loss(encoder):
+    return jnp.sum(encoder(images) ** 2)
+
+  results = []
+  for encoder in (plain, remat):
+    encoder.train()
+    value, grads = nnx.jit(nnx.value_and_grad(loss))(encoder)
+    results.append((value, grads, nnx.state(encoder, nnx.BatchStat)))
+  (value, grads, stats), (remat_value, remat_grads, remat_stats) = results
+  np.testing.assert_allclose(remat_value, value, rtol=1e-6)
+  for expected, actual in ((grads, remat_grads), (stats, remat_stats)):
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(actual)):
+      np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+  # The statistics did move (training mode), in both.
+  assert not np.allclose(jax.tree.leaves(stats)[0], 0.0)

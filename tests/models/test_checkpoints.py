@@ -101,7 +101,7 @@ def test_load_pytorch_dispatches_on_the_method(tiny_agw):
   config.method = 'tests.training.toy_method'
   with pytest.raises(ValueError, match=r"config\.method='tests.training.toy_method' has no "
                                        r"PyTorch checkpoint loader.*methods with one: agw, "
-                                       r"aligngan, caj, djanet, mcja, mmn\."):
+                                       r"aligngan, caj, dan, djanet, mcja, mmn\."):
     checkpoints.load_pytorch(state_dict, config)
 
 

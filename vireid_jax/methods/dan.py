@@ -214,7 +214,7 @@ def assign_pseudo_labels(features: np.ndarray, centres: np.ndarray, *, mode: str
   return np.argmin(partial_distances, axis=1).astype(np.int32)
 
 
-def reliable_neighbours(memory: np.ndarray, k: int = 5) -> np.ndarray:
+def reliable_neighbours(memory: np.ndarray, k: int = 5, *, block_rows: int = 1024) -> np.ndarray:
   """Each memory row's k reliable neighbours (§5.2; `memory_table.py` ``update_reliables``).
 
   ``argsort(cdist(memory, memory), axis=1)[:, 1:k + 1]``: the k nearest rows by Euclidean
@@ -226,6 +226,7 @@ def reliable_neighbours(memory: np.ndarray, k: int = 5) -> np.ndarray:
   Args:
     memory: ``[M, D]`` memory features (numpy or jax).
     k: the number of neighbours (5).
+    block_rows: rows whose distances are computed at once (memory use, not the result).
 
   Returns:
     ``[M, k]`` int32 numpy row indices.
@@ -238,12 +239,24 @@ def reliable_neighbours(memory: np.ndarray, k: int = 5) -> np.ndarray:
     raise ValueError(f"reliable_neighbours needs a [M, D] memory with M > k = {k}, got shape "
                      f"{memory.shape}.")
   squared_norms = np.sum(memory * memory, axis=1)
-  squared_distances = squared_norms[:, None] + squared_norms[None, :] - 2.0 * memory @ memory.T
-  # Rounding can leave tiny negatives (and the row's own distance at ±1e-16): clamp like
-  # cdist, so that exact ties stay ties.
-  squared_distances = np.maximum(squared_distances, 0.0)
-  order = np.argsort(squared_distances, axis=1, kind="stable")
-  return order[:, 1:k + 1].astype(np.int32)
+  neighbours = np.empty((len(memory), k), np.int32)
+  # Blocks of rows: a SYSU-MM01 source plan makes M ≈ 22,000, whose whole distance matrix
+  # (and its argsort) would take 4 GB each.
+  for start in range(0, len(memory), block_rows):
+    stop = min(start + block_rows, len(memory))
+    squared_distances = (squared_norms[start:stop, None] + squared_norms[None, :]
+                         - 2.0 * memory[start:stop] @ memory.T)
+    # Rounding can leave tiny negatives (and the row's own distance at ±1e-16): clamp like
+    # cdist, so that exact ties stay ties.
+    squared_distances = np.maximum(squared_distances, 0.0)
+    # The k + 1 first entries of a stable argsort: every row at or below the (k + 1)-th
+    # smallest distance (ties at the boundary included), ordered by (distance, index).
+    boundary = np.partition(squared_distances, k, axis=1)[:, k]
+    for row, (distances, limit) in enumerate(zip(squared_distances, boundary)):
+      candidates = np.flatnonzero(distances <= limit)
+      order = candidates[np.argsort(distances[candidates], kind="stable")]
+      neighbours[start + row] = order[1:k + 1]
+  return neighbours
 
 
 # --- The method ---

@@ -228,8 +228,10 @@ class Encoder(nnx.Module):
   ``[B, h, w, 3]`` in [−1, 1] -> feature map ``[B, H/16, W/16, C]`` with (H, W) =
   ``input_size`` (24×12×2048 for ResNet-50 at 384×192). ``stem`` and ``stages`` are the
   reference's ``resnet_conv.{0, 1}`` and ``resnet_conv.{4..7}``; ImageNet weights load into
-  them like any ResNet (`checkpoints.init_pretrained`). ``remat`` recomputes the backbone's
-  activations in the backward pass instead of keeping them (memory for compute).
+  them like any ResNet (`checkpoints.init_pretrained`). ``remat`` keeps only each residual
+  block's input for the backward pass and recomputes the block's inside there, one block at a
+  time (memory for compute; the values are the same). A single checkpoint around the whole
+  backbone would not lower the peak: its backward pass recomputes every activation at once.
   """
 
   def __init__(self, depth: int = 50, width: int = 64, *, input_size: tuple[int, int] = (384, 192),
@@ -241,14 +243,14 @@ class Encoder(nnx.Module):
     self.remat = remat
     self.dtype = dtype
 
-  def backbone(self, x: jax.Array) -> jax.Array:
-    return self.stages(self.stem(x))
-
   def __call__(self, images: jax.Array) -> jax.Array:
-    x = encoder_input(images, *self.input_size).astype(self.dtype)
-    if self.remat:
-      return nnx.remat(Encoder.backbone)(self, x)
-    return self.backbone(x)
+    x = self.stem(encoder_input(images, *self.input_size).astype(self.dtype))
+    if not self.remat:
+      return self.stages(x)
+    for stage in self.stages.layers:   # the encoder's stages hold no inserted modules
+      for block in stage:
+        x = nnx.remat(type(block).__call__)(block, x)
+    return x
 
 
 class Head(nnx.Module):
