@@ -14,7 +14,7 @@ The reference's settings (dan.md §2–§6): AGW's two-stream ResNet-50 from Ima
 non-local blocks and with max pooling; 288 x 144 images, pad 10, flip; 3 ids x 4 images per
 modality and domain; 16 epochs of the source's AGW length, the source plan drawn once; SGD
 (Nesterov, 0.9, 5e-4), backbone 0.01, D / BNNeck / classifier 0.1, constant (the release never
-applies its schedule; `--config.optim.milestones=10,` gives the [P] decay). [P] marks the
+applies its schedule; `--config.optim.milestones='(10,)'` gives the [P] decay). [P] marks the
 spec's proposed repairs, our defaults; each release behaviour is a field value:
 `dan.daa_input="softmax"`, `dan.plg="release"`, `dan.memory_symmetric=False`,
 `dan.cma="release"`, `data.target_sampler="independent"`, `data.target.train_split="test"`.
