@@ -305,3 +305,25 @@ def test_bad_settings_are_refused_naming_the_field(field, value, message):
     parent[key] = value
   with pytest.raises(ValueError, match=message):
     methods.resolve(config)
+
+
+def test_reliable_neighbours_in_row_blocks_equal_one_stable_argsort():
+  """The blocked computation (a SYSU-MM01 plan has ~22,000 rows) gives the whole-matrix
+  answer, ties at the k-th place included (rounded features make many)."""
+  memory = np.round(np.random.default_rng(0).normal(size=(40, 3)), 0).astype(np.float32)
+  memory[7] = memory[2]
+  squared = (memory.astype(np.float64) ** 2).sum(1)
+  distances = np.maximum(squared[:, None] + squared[None] - 2.0 * memory.astype(np.float64)
+                         @ memory.astype(np.float64).T, 0.0)
+  expected = np.argsort(distances, axis=1, kind="stable")[:, 1:6]
+  for block_rows in (1, 7, 40, 1024):
+    np.testing.assert_array_equal(dan.reliable_neighbours(memory, 5, block_rows=block_rows),
+                                  expected)
+
+
+def test_label_purity_is_the_share_of_images_in_their_pseudo_class_majority():
+  labels = np.array([0, 0, 0, 1, 1, -1, 2])
+  person_ids = np.array([5, 5, 6, 7, 7, 9, 8])
+  # Class 0: two of three are person 5; class 1: both person 7; class 2: one; -1 not counted.
+  assert dan.label_purity(labels, person_ids) == pytest.approx(5 / 6)
+  assert dan.label_purity(np.full(3, -1), person_ids[:3]) == 0.0

@@ -273,7 +273,7 @@ def check_config(config) -> None:
     value = config.dan[field]
     if value not in choices or (isinstance(value, bool) != isinstance(choices[0], bool)):
       raise ValueError(f"config.dan.{field}={value!r}: expected one of {list(choices)}.")
-  if not _has_target(config.data):
+  if not config.data.target.get("dataset"):
     raise ValueError("DAN adapts to an unlabelled target dataset: set config.data.target."
                      "dataset (and its root), e.g. --config configs/dan.py:sysu_to_regdb.")
   if config.data.sampler != "domain_adaptation":
@@ -281,10 +281,6 @@ def check_config(config) -> None:
                      "'domain_adaptation' sampler's source and target streams.")
   if config.eval.flip:
     raise ValueError("config.eval.flip=True: DAN's evaluation does not flip (set it False).")
-
-
-def _has_target(data_config) -> bool:
-  return bool(data_config.get("target") and data_config.target.get("dataset"))
 
 
 @struct.dataclass
@@ -447,9 +443,9 @@ class DANMethod(base.Method):
     source, target = context.train, context.target
     num_classes = int(state.net.params["classifier"]["kernel"].shape[-1])
     sampler = sampling.get_sampler(config.data.sampler)
-    streams = {stream.name: stream for stream in sampler.streams(
+    plan = lambda labels: {stream.name: stream for stream in sampler.streams(
         source, config.data, seed=config.seed, epoch=epoch, target=target,
-        epoch_inputs={"target_labels": np.asarray(state.target_labels)})}
+        epoch_inputs={"target_labels": labels})}
     target_features = np.zeros((len(target), state.visible_memory.features.shape[1]),
                                np.float32)
     target_labels = np.full(len(target), -1, np.int32)
@@ -457,10 +453,11 @@ class DANMethod(base.Method):
       positions = np.flatnonzero(source.modalities == modality)
       features = np.asarray(context.features(state, source.images[positions], name)["pool"])
       if dan.plg == "release":
-        # The release averages over its source plan: K rows of one identity at a time.
-        plan = streams[name].indices.reshape(-1)
-        rank = np.searchsorted(positions, plan)
-        centres = source_centres(features[rank], source.labels[plan], num_classes,
+        # The release averages over its source plan (which the target labels do not change):
+        # K rows of one identity at a time.
+        source_plan = plan(np.asarray(state.target_labels))[name].indices.reshape(-1)
+        rank = np.searchsorted(positions, source_plan)
+        centres = source_centres(features[rank], source.labels[source_plan], num_classes,
                                  mode="release", images_per_id=config.data.images_per_id)
       else:
         centres = source_centres(features, source.labels[positions], num_classes, mode="mean")
@@ -470,9 +467,7 @@ class DANMethod(base.Method):
       target_labels[positions] = assign_pseudo_labels(target_features[positions], centres,
                                                       mode=dan.plg)
     # The plan the loop feeds this epoch: the sampler's, with these labels.
-    streams = {stream.name: stream for stream in sampler.streams(
-        source, config.data, seed=config.seed, epoch=epoch, target=target,
-        epoch_inputs={"target_labels": target_labels})}
+    streams = plan(target_labels)
     rows = state.visible_memory.features.shape[0]
     memories = []
     for name in ("target_visible", "target_infrared"):

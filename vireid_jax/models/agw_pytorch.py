@@ -41,16 +41,16 @@ _TORCH_NON_LOCAL = {
     'output_conv': 'W.0',
     'output_bn': 'W.1',
 }
-_STEM_PREFIXES = {
+# The AGW-family references' two stems (MMN's and DAN's too): our module -> their key prefix.
+STEM_PREFIXES = {
     'visible_stem': 'visible_module.visible.',
     'infrared_stem': 'thermal_module.thermal.',
 }
 _BASE_PREFIX = 'base_resnet.base.'
-# Modules of the reference's three whole ResNets that its forward never runs (module doc).
-_UNUSED_KEY = re.compile(
-    r'^(?:(?:visible_module\.visible|thermal_module\.thermal)\.(?:layer[1-4]|fc)'
-    r'|base_resnet\.base\.(?:conv1|bn1|fc))\.'
-)
+# The stem holders' whole-ResNet modules that the forward never runs (a regex alternative).
+UNUSED_STEM_MODULES = r'(?:visible_module\.visible|thermal_module\.thermal)\.(?:layer[1-4]|fc)'
+# ... and the same of the base ResNet, whose stem never runs (module doc). Also MMN's.
+UNUSED_KEY = re.compile(rf'^(?:{UNUSED_STEM_MODULES}|base_resnet\.base\.(?:conv1|bn1|fc))\.')
 _MODEL_FIELDS_HINT = (
     'Check config.model (depth, width, non_local, non_local_inner) against the checkpoint: '
     'the reference AGW is depth 50, width 64, non_local True; its non-local inner width is 1 '
@@ -68,8 +68,8 @@ def non_local_key(path: Path) -> str:
 def agw_key(path: Path) -> str | None:
   """A path in :class:`AGW` -> the reference ``embed_net`` key (None: not in the reference)."""
   head, *rest = path
-  if head in _STEM_PREFIXES:
-    return _STEM_PREFIXES[head] + stem_key(tuple(rest))
+  if head in STEM_PREFIXES:
+    return STEM_PREFIXES[head] + stem_key(tuple(rest))
   if head == 'stages':
     if rest[0] == 'layers':
       return _BASE_PREFIX + stages_key(tuple(rest))
@@ -126,7 +126,7 @@ def load_pytorch(path_or_state_dict: StateDictSource, model_config: Any) -> AGW:
       method='AGW',
       frozen_bias_keys=('bottleneck.bias',),
       describe=_describe,
-      skipped=_UNUSED_KEY.match,
+      skipped=UNUSED_KEY.match,
       hint=_MODEL_FIELDS_HINT,
       complete=complete,
   )

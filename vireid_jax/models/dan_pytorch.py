@@ -26,14 +26,12 @@ from flax import nnx
 
 from vireid_jax.models import pytorch_import
 from vireid_jax.models.dan import DANNetwork, build_dan_network
+from vireid_jax.models.agw_pytorch import STEM_PREFIXES, UNUSED_STEM_MODULES
 from vireid_jax.models.pytorch_import import TORCH_LEAF, Path, StateDict, StateDictSource
 from vireid_jax.models.resnet_pytorch import stages_key, stem_key
 
-_STEM_PREFIXES = {'visible_stem': 'visible_module.visible.',
-                  'infrared_stem': 'thermal_module.thermal.'}
 _UNUSED_KEY = re.compile(
-    r'^(?:(?:visible_module\.visible|thermal_module\.thermal)\.(?:layer[1-4]|fc)'
-    r'|reduction|bridge|bottleneck2|classifier2)\.')
+    rf'^(?:{UNUSED_STEM_MODULES}|reduction|bridge|bottleneck2|classifier2)\.')
 _MODEL_FIELDS_HINT = ('Check config.model against the checkpoint: the reference DAN is depth 50, '
                       "width 64, non_local False, pooling 'max' (configs/dan.py).")
 
@@ -41,8 +39,8 @@ _MODEL_FIELDS_HINT = ('Check config.model against the checkpoint: the reference 
 def dan_key(path: Path) -> str:
   """A path in DAN's network -> the reference ``embed_net`` key."""
   head, *rest = path
-  if head in _STEM_PREFIXES:
-    return _STEM_PREFIXES[head] + stem_key(tuple(rest))
+  if head in STEM_PREFIXES:
+    return STEM_PREFIXES[head] + stem_key(tuple(rest))
   if head == 'stages' and rest[0] == 'layers':
     layer, tail = stages_key(tuple(rest)).split('.', 1)   # "layer{s+1}", "{j}.…"
     return f'share_resnet.backone.{int(layer[len("layer"):]) - 1}.{tail}'

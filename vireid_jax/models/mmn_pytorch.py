@@ -17,7 +17,6 @@ BatchNorm counters; the four BNNeck β (frozen at 0 by the reference) must be ze
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -25,15 +24,11 @@ from flax import nnx
 
 from vireid_jax.models import pytorch_import
 from vireid_jax.models.mmn import MMN, build_mmn
+from vireid_jax.models.agw_pytorch import STEM_PREFIXES, UNUSED_KEY
 from vireid_jax.models.pytorch_import import TORCH_LEAF, Path, StateDict, StateDictSource
 from vireid_jax.models.resnet_pytorch import stages_key, stem_key
 
-_STEM_PREFIXES = {'visible_stem': 'visible_module.visible.',
-                  'infrared_stem': 'thermal_module.thermal.'}
 _ENCODER_SUFFIX = {'visible_encoder': '1', 'infrared_encoder': '2'}
-_UNUSED_KEY = re.compile(
-    r'^(?:(?:visible_module\.visible|thermal_module\.thermal)\.(?:layer[1-4]|fc)'
-    r'|base_resnet\.base\.(?:conv1|bn1|fc))\.')
 _MODEL_FIELDS_HINT = ('Check config.model against the checkpoint: the reference MMN is depth 50, '
                       'width 64, num_stripes 4 (configs/mmn.py).')
 
@@ -41,8 +36,8 @@ _MODEL_FIELDS_HINT = ('Check config.model against the checkpoint: the reference 
 def mmn_key(path: Path) -> str:
   """A path in :class:`MMN` -> the reference ``embed_net`` key."""
   head, *rest = path
-  if head in _STEM_PREFIXES:
-    return _STEM_PREFIXES[head] + stem_key(tuple(rest))
+  if head in STEM_PREFIXES:
+    return STEM_PREFIXES[head] + stem_key(tuple(rest))
   if head == 'stages':
     return 'base_resnet.base.' + stages_key(tuple(rest))
   if head in _ENCODER_SUFFIX:
@@ -88,7 +83,7 @@ def load_pytorch(path_or_state_dict: StateDictSource, model_config: Any) -> MMN:
       frozen_bias_keys=tuple(f'bottleneck{k + 1}.bias' for k in range(num_stripes)),
       classifier_key='classifier1.weight',
       describe=_describe,
-      skipped=_UNUSED_KEY.match,
+      skipped=UNUSED_KEY.match,
       hint=_MODEL_FIELDS_HINT,
   )
 
