@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[data,export,search,test]'
+	# Without its dependencies: it pins an older orbax-checkpoint that it never imports.
+	$(PY) -m pip install --quiet --no-deps 'jax2onnx==0.17.1'
 	touch $(STAMP)
 
 install: $(STAMP)

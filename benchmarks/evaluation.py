@@ -1,27 +1,36 @@
-"""Benchmark: our evaluation against a NumPy per-query loop written like the reference's.
+"""Benchmark: our evaluation against NumPy per-query loops written like the reference's.
 
-Both start from the same features and galleries and produce the same numbers (checked):
-SYSU-MM01's protocol (camera-3 queries drop camera-2 gallery images, deduplicated CMC,
-mAP, mINP) over every trial.
+Per problem size, in one run, on the same inputs, both sides producing the same numbers
+(the largest difference is printed):
 
-* ours: `vireid_jax.evaluation.rank_metrics_from_features`, one jitted call for all
-  trials; distances and per-query metrics block by block, vectorised over queries.
-* reference: what AGW's `test.py` + `eval_metrics.eval_sysu` do per trial: a float64
-  NumPy matmul for the distance matrix, a full argsort, then a Python loop over queries
+* distances given: ten (`--trials`) precomputed float32 distance matrices. Ours is one
+  `vireid_jax.evaluation.rank_metrics` call per matrix (host NumPy in, metrics out, as a
+  user calls it); the reference is the authors' `eval_sysu` (AGW, SYSU-MM01 sizes) or
+  `eval_llcm` (LLCM fork) per matrix: a full argsort, then a Python loop over queries
   (removal mask, `np.unique` deduplication, cumulative sums).
+* features given: the path `evaluation.evaluate` takes. Ours is one
+  `rank_metrics_from_features` call for all trials (distances and metrics block by block,
+  in one compiled loop); the reference is what AGW's `test.py` does per trial: a float64
+  NumPy matmul for the distance matrix (its feature arrays are float64), then the loop
+  above. The reference's time here is its matmuls (timed in this run) plus its loop time
+  from the row above, so the slow loop runs once.
 
-Two sizes in one run: SYSU-MM01's (3,803 queries x 301 gallery images x 10 trials) and a
-10x larger gallery (3,010 per trial, the size of the official 10-shot gallery). Inputs are
-random features clustered by identity (96 ids, D = 2048, L2-normalised), so the rankings
-are realistic but no dataset is needed. Timings exclude compilation (reported apart) and
-are the best of `--repeats` runs.
+Sizes: SYSU-MM01's (3,803 infrared queries x 301 gallery images: one per (id, RGB camera),
+96 ids), a 10x gallery (3,010: the official 10-shot gallery's size), and LLCM's IR->VIS
+default (7,166 NIR queries; gallery one VIS image per (id, VIS camera) for its 351 test
+ids, each id here seen by 4 of the 9 cameras: 1,404 images; the real count depends on the
+split). Inputs are random features clustered by identity (D = 2048, L2-normalised), so the
+rankings are realistic but no dataset is needed. Our timings exclude compilation, which is
+reported apart (first call minus a steady call); all timings are the best of `--repeats`
+runs (the reference loop: `--reference-repeats`).
 
-    python benchmarks/evaluation.py [--repeats 3] [--dim 2048]
+    python benchmarks/evaluation.py [--sizes sysu,10x,llcm] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
 import time
@@ -31,41 +40,42 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from vireid_jax.evaluation import rank_metrics  # noqa: E402
 from vireid_jax.evaluation import rank_metrics_from_features  # noqa: E402
 
-NUM_IDS = 96
-QUERY_CAMERAS = (3, 6)
-GALLERY_CAMERAS = (1, 2, 4, 5)
+# name: (metric protocol, num ids, query cameras, gallery cameras, (id, camera) pairs,
+#        gallery images per pair, num queries)
+SIZES = {
+    "sysu": ("sysu", 96, (3, 6), (1, 2, 4, 5), 301, 1, 3803),
+    "10x": ("sysu", 96, (3, 6), (1, 2, 4, 5), 301, 10, 3803),
+    "llcm": ("llcm", 351, (1, 2, 4, 5, 6, 7, 8, 9), tuple(range(1, 10)), 351 * 4, 1, 7166),
+}
+LABELS = {"sysu": "SYSU-MM01 size", "10x": "10x gallery", "llcm": "LLCM size (IR->VIS)"}
 
 
-def make_problem(seed, *, num_query, gallery_per_id_camera, num_trials, dim):
-  """Clustered unit features: queries [Q, D] and one gallery [T, G, D] per trial.
-
-  Each trial's gallery holds `gallery_per_id_camera` images per (id, camera) for the
-  (id, camera) pairs that exist (about 3.1 cameras per id, as in SYSU-MM01: 301 pairs).
-  """
+def make_problem(seed, size, *, num_trials, dim):
+  """Clustered unit features: queries [Q, D], one gallery [T, G, D] per trial, metadata."""
+  _, num_ids, query_cameras, gallery_cameras, num_pairs, per_pair, num_query = SIZES[size]
   rng = np.random.default_rng(seed)
-  centres = rng.normal(size=[NUM_IDS, dim]).astype(np.float32)
-  pairs = [(person_id, camera) for person_id in range(NUM_IDS) for camera in GALLERY_CAMERAS]
-  pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), 301, replace=False))]
-  gallery_pids = np.repeat([p for p, _ in pairs], gallery_per_id_camera)
-  gallery_cams = np.repeat([c for _, c in pairs], gallery_per_id_camera)
-  query_pids = rng.integers(0, NUM_IDS, num_query)
-  query_cams = rng.choice(QUERY_CAMERAS, num_query)
+  centres = rng.normal(size=[num_ids, dim]).astype(np.float32)
+  pairs = [(person_id, camera) for person_id in range(num_ids) for camera in gallery_cameras]
+  pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), num_pairs, replace=False))]
+  gallery_pids = np.repeat([p for p, _ in pairs], per_pair)
+  gallery_cams = np.repeat([c for _, c in pairs], per_pair)
+  query_pids = rng.integers(0, num_ids, num_query)
+  query_cams = rng.choice(query_cameras, num_query)
 
   def unit(ids, extra_shape=()):
     features = centres[ids] + 1.6 * rng.normal(size=[*extra_shape, len(ids), dim]).astype(
         np.float32)
     return features / np.linalg.norm(features, axis=-1, keepdims=True)
 
-  query_features = unit(query_pids)
-  gallery_features = unit(gallery_pids, (num_trials,))
-  return (query_features, gallery_features, query_pids, gallery_pids, query_cams,
-          gallery_cams)
+  return (unit(query_pids), unit(gallery_pids, (num_trials,)), query_pids, gallery_pids,
+          query_cams, gallery_cams)
 
 
-def reference_eval_sysu(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=20):
-  """The AGW reference's eval_sysu, per-query loop (spec baseline §7.2)."""
+def reference_eval(distmat, q_pids, g_pids, q_camids, g_camids, protocol, max_rank=20):
+  """The authors' eval_sysu / eval_llcm (spec baseline §7.2), per-query loop."""
   num_q, num_g = distmat.shape
   max_rank = min(max_rank, num_g)
   indices = np.argsort(distmat, axis=1)
@@ -76,7 +86,10 @@ def reference_eval_sysu(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=20
   for q_idx in range(num_q):
     q_pid, q_camid = q_pids[q_idx], q_camids[q_idx]
     order = indices[q_idx]
-    remove = (q_camid == 3) & (g_camids[order] == 2)
+    if protocol == "sysu":
+      remove = (q_camid == 3) & (g_camids[order] == 2)
+    else:
+      remove = (g_pids[order] == q_pid) & (g_camids[order] == q_camid)
     keep = np.invert(remove)
     new_cmc = pred_label[q_idx][keep]
     new_index = np.unique(new_cmc, return_index=True)[1]
@@ -100,72 +113,107 @@ def reference_eval_sysu(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=20
   return curve, np.mean(all_ap), np.mean(all_inp)
 
 
-def run_reference(problem):
-  query_features, gallery_features, query_pids, gallery_pids, query_cams, gallery_cams = problem
-  query_features = query_features.astype(np.float64)  # the reference keeps float64 features
-  results = []
-  for trial_features in gallery_features:
-    distmat = -np.matmul(query_features, trial_features.astype(np.float64).T)
-    results.append(reference_eval_sysu(distmat, query_pids, gallery_pids, query_cams,
-                                       gallery_cams))
-  return results
-
-
-def run_ours(problem):
-  return rank_metrics_from_features(*problem, protocol="sysu", distance="cosine")
-
-
-def best_time(function, argument, repeats):
+def best_time(function, repeats):
   times, result = [], None
   for _ in range(repeats):
     start = time.perf_counter()
-    result = function(argument)
+    result = jax.block_until_ready(function())
     times.append(time.perf_counter() - start)
   return min(times), result
 
 
+def first_call_time(function):
+  start = time.perf_counter()
+  jax.block_until_ready(function())
+  return time.perf_counter() - start
+
+
+def max_difference(ours, reference):
+  return max(
+      max(np.max(np.abs(o["cmc"] - r[0])), abs(o["mAP"] - r[1]), abs(o["mINP"] - r[2]))
+      for o, r in zip(ours, reference))
+
+
+def run_size(size, args):
+  protocol = SIZES[size][0]
+  problem = make_problem(0, size, num_trials=args.trials, dim=args.dim)
+  query_features, gallery_features, query_pids, gallery_pids, query_cams, gallery_cams = problem
+  metadata = (query_pids, gallery_pids, query_cams, gallery_cams)
+  # The ten float32 matrices both sides rank (ours from host memory, as a user passes them).
+  distmats = [-(query_features @ trial.T) for trial in gallery_features]
+
+  def ours_from_distances():
+    return [rank_metrics(distmat, *metadata, protocol=protocol) for distmat in distmats]
+
+  def reference_from_distances():
+    return [reference_eval(distmat, *metadata, protocol) for distmat in distmats]
+
+  device_features = (jax.device_put(query_features), jax.device_put(gallery_features))
+
+  def ours_from_features():
+    return rank_metrics_from_features(*device_features, *metadata, protocol=protocol,
+                                      distance="cosine")
+
+  query_features_64 = query_features.astype(np.float64)
+  gallery_features_64 = [trial.astype(np.float64) for trial in gallery_features]
+
+  def reference_distances():
+    return [-np.matmul(query_features_64, trial.T) for trial in gallery_features_64]
+
+  first_distances = first_call_time(lambda: rank_metrics(distmats[0], *metadata,
+                                                         protocol=protocol))
+  ours_time, ours = best_time(ours_from_distances, args.repeats)
+  compile_distances = first_distances - ours_time / len(distmats)
+  first_features = first_call_time(ours_from_features)
+  features_time, ours_features = best_time(ours_from_features, args.repeats)
+  compile_features = first_features - features_time
+  reference_matmul_time, _ = best_time(reference_distances, args.reference_repeats)
+  reference_time, reference = best_time(reference_from_distances, args.reference_repeats)
+  difference = max(max_difference(ours, reference), max_difference(ours_features, reference))
+  row = dict(
+      label=LABELS[size], shape=f"{len(query_pids)} x {len(gallery_pids)} x {args.trials}",
+      reference=reference_time, ours=ours_time, compile_distances=compile_distances,
+      reference_features=reference_matmul_time + reference_time, features=features_time,
+      compile_features=compile_features, difference=difference)
+  print(f"{row['label']} ({row['shape']}): distances given: reference loop"
+        f" {reference_time:.2f} s, rank_metrics {ours_time:.3f} s"
+        f" ({reference_time / ours_time:.0f}x); features given: reference"
+        f" {row['reference_features']:.2f} s (matmuls {reference_matmul_time:.2f} s),"
+        f" rank_metrics_from_features {features_time:.3f} s"
+        f" ({row['reference_features'] / features_time:.0f}x); max |difference|"
+        f" {difference:.1e}", flush=True)
+  return row
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (best kept)")
+  parser.add_argument("--sizes", default="sysu,10x,llcm",
+                      help=f"comma-separated subset of {sorted(SIZES)}")
+  parser.add_argument("--repeats", type=int, default=3, help="timed runs of ours (best kept)")
   parser.add_argument("--reference-repeats", type=int, default=1,
                       help="timed runs of the (slow) NumPy loop")
-  parser.add_argument("--queries", type=int, default=3803)
   parser.add_argument("--trials", type=int, default=10)
   parser.add_argument("--dim", type=int, default=2048)
   args = parser.parse_args()
+  sizes = args.sizes.split(",")
+  unknown = sorted(set(sizes) - set(SIZES))
+  if unknown:
+    parser.error(f"unknown sizes {unknown}; expected a subset of {sorted(SIZES)}")
 
-  print(f"JAX {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}),"
-        f" {os.cpu_count()} CPU cores; NumPy {np.__version__}")
-  rows = []
-  for label, per_pair in (("SYSU-MM01 size", 1), ("10x gallery", 10)):
-    problem = make_problem(0, num_query=args.queries, gallery_per_id_camera=per_pair,
-                           num_trials=args.trials, dim=args.dim)
-    num_gallery = problem[1].shape[1]
-    device_problem = (jax.device_put(problem[0]), jax.device_put(problem[1]), *problem[2:])
-    start = time.perf_counter()
-    run_ours(device_problem)
-    first_call = time.perf_counter() - start
-    ours_time, ours = best_time(run_ours, device_problem, args.repeats)
-    reference_time, reference = best_time(run_reference, problem, args.reference_repeats)
-    difference = max(
-        max(np.max(np.abs(o["cmc"] - r[0])), abs(o["mAP"] - r[1]), abs(o["mINP"] - r[2]))
-        for o, r in zip(ours, reference))
-    rows.append((label, args.queries, num_gallery, args.trials, reference_time, ours_time,
-                 first_call, difference))
-    print(f"{label}: {args.queries} queries x {num_gallery} gallery x {args.trials} trials:"
-          f" reference loop {reference_time:.2f} s, ours {ours_time:.3f} s"
-          f" (first call incl. compilation {first_call:.2f} s),"
-          f" ratio {reference_time / ours_time:.1f}x, max |difference| {difference:.1e}",
-          flush=True)
-
+  print(f"{datetime.date.today()}: JAX {jax.__version__} on {jax.devices()[0].device_kind}"
+        f" ({jax.default_backend()}), {os.cpu_count()} CPU cores; NumPy {np.__version__}")
+  rows = [run_size(size, args) for size in sizes]
   print()
-  print("| inputs | queries x gallery x trials | NumPy loop (s) | ours (s) | ratio |"
-        " first call (s) | max abs diff |")
-  print("|---|---|--:|--:|--:|--:|--:|")
-  for label, queries, gallery, trials, reference_time, ours_time, first_call, diff in rows:
-    print(f"| {label} | {queries} x {gallery} x {trials} | {reference_time:.2f} |"
-          f" {ours_time:.3f} | {reference_time / ours_time:.1f}x | {first_call:.2f} |"
-          f" {diff:.1e} |")
+  print("| inputs | queries × gallery × trials | reference loop (s) | `rank_metrics` × T (s)"
+        " | ratio | compile (s) | reference f64 matmul + loop (s) |"
+        " `rank_metrics_from_features` (s) | ratio | compile (s) | max abs diff |")
+  print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+  for row in rows:
+    print(f"| {row['label']} | {row['shape'].replace('x', '×')} | {row['reference']:.2f} |"
+          f" {row['ours']:.3f} | {row['reference'] / row['ours']:.0f}x |"
+          f" {row['compile_distances']:.2f} | {row['reference_features']:.2f} |"
+          f" {row['features']:.3f} | {row['reference_features'] / row['features']:.0f}x |"
+          f" {row['compile_features']:.2f} | {row['difference']:.1e} |")
 
 
 if __name__ == "__main__":

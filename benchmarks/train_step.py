@@ -41,16 +41,25 @@ flags.DEFINE_integer("steps", 20, "Timed steps.")
 FLAGS = flags.FLAGS
 
 
-def benchmark(dtype: str, batch_size: int) -> dict:
+def compile_step(dtype: str, batch_size: int, *, depth: int = 50, width: int = 64,
+                 height: int = 288, image_width: int = 144, num_classes: int = 395,
+                 non_local: bool = True) -> dict:
+  """The loop's jitted AGW step, compiled for one random in-memory batch.
+
+  Returns a dict: "compiled" (state, batch) -> (state, metrics), "state", "batch" (B/2 visible
+  + B/2 infrared [B/2, H, W, 3] and their labels, on the mesh), "compile_s" and "flops" (per
+  step, XLA's cost analysis; NaN where the backend gives none).
+  """
   config = default.get_config()
-  config.model.depth = FLAGS.depth
-  config.model.width = FLAGS.width
+  config.model.depth = depth
+  config.model.width = width
+  config.model.non_local = non_local
   config.model.dtype = dtype
   config.model.pretrained = "none"   # timing needs no ImageNet weights
   mesh = parallel.make_mesh(jax.local_devices())
   per_modality = batch_size // 2
   rng = np.random.default_rng(0)
-  shape = (per_modality, FLAGS.height, FLAGS.image_width, 3)
+  shape = (per_modality, height, image_width, 3)
   labels = np.repeat(np.arange(per_modality // 4), 4).astype(np.int32)
   batch = parallel.global_batch({
       "visible": rng.normal(size=shape).astype(np.float32),
@@ -59,7 +68,7 @@ def benchmark(dtype: str, batch_size: int) -> dict:
       "infrared_labels": labels,
   }, mesh)
   method = agw.AGWMethod(config)
-  data_info = DataInfo(num_classes=FLAGS.num_classes, num_visible=batch_size,
+  data_info = DataInfo(num_classes=num_classes, num_visible=batch_size,
                        num_infrared=batch_size, steps_per_epoch=1000)
   state = parallel.replicate(method.create_state(data_info), mesh)
   step = loop.jit_train_step(method, mesh)
@@ -69,17 +78,38 @@ def benchmark(dtype: str, batch_size: int) -> dict:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-  for _ in range(FLAGS.warmup_steps):
-    state, metrics = compiled(state, batch)
-  jax.block_until_ready(metrics)
-  start = time.perf_counter()
-  for _ in range(FLAGS.steps):
+  return {"compiled": compiled, "state": state, "batch": batch,
+          "compile_s": compile_seconds, "flops": flops}
+
+
+def time_steps(compiled, state, batch, *, warmup_steps: int, steps: int):
+  """Runs `warmup_steps` untimed, then `steps` timed steps (wall clock, synchronised).
+
+  Returns:
+    (the state after them, seconds per timed step, the last step's metrics on the host).
+  """
+  metrics = None
+  for _ in range(warmup_steps):
     state, metrics = compiled(state, batch)
   jax.block_until_ready((state, metrics))
-  seconds = (time.perf_counter() - start) / FLAGS.steps
+  start = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready((state, metrics))
+  seconds = (time.perf_counter() - start) / steps
+  return state, seconds, jax.device_get(metrics)
+
+
+def benchmark(dtype: str, batch_size: int, *, warmup_steps: int = 3, steps: int = 20,
+              **model_sizes) -> dict:
+  """Compiles and times one step; `model_sizes` as `compile_step`'s keywords."""
+  built = compile_step(dtype, batch_size, **model_sizes)
+  _, seconds, metrics = time_steps(built["compiled"], built["state"], built["batch"],
+                                   warmup_steps=warmup_steps, steps=steps)
+  flops = built["flops"]
   return {"dtype": dtype, "batch": batch_size, "step_ms": 1e3 * seconds,
           "images_per_s": batch_size / seconds, "tflops": flops / seconds / 1e12,
-          "gflop_per_step": flops / 1e9, "compile_s": compile_seconds,
+          "gflop_per_step": flops / 1e9, "compile_s": built["compile_s"],
           "loss": float(metrics["loss"])}
 
 
@@ -96,7 +126,10 @@ def main(argv):
   print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
   for batch_size in map(int, FLAGS.batch_sizes):
     for dtype in FLAGS.dtypes:
-      result = benchmark(dtype, batch_size)
+      result = benchmark(dtype, batch_size, warmup_steps=FLAGS.warmup_steps,
+                         steps=FLAGS.steps, depth=FLAGS.depth, width=FLAGS.width,
+                         height=FLAGS.height, image_width=FLAGS.image_width,
+                         num_classes=FLAGS.num_classes)
       if not np.isfinite(result["loss"]):
         raise FloatingPointError(f"Non-finite loss in the {dtype} batch-{batch_size} run.")
       print(f"| {dtype:8} | {batch_size:5d} | {result['step_ms']:8.1f} | "

@@ -168,7 +168,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.query_block_size = 256        # rows per block of the metric and re-ranking loops
   # Pictures (written next to results.json).
   config.eval.ranking_queries = 8           # queries in the ranked-retrieval grid (0 = none)
-  config.eval.ranking_top_k = 10            # gallery images shown per query
+  config.eval.ranking_top_k = 10            # gallery images shown per query (grid, index.html)
   config.eval.before_training = False       # also evaluate the initial model
   # Evaluation during training on the test split (main protocol, main feature, gallery trial
   # 0): after every 0-based epoch e > 0 with e % every_epochs == 0; 0 = only at the end. The

@@ -61,12 +61,15 @@ def optimized_xla():
 # alone at the end while the other worker idles. The rest follow in collection order.
 SLOW_FIRST = (
     "tests/training/test_method_runs.py",         # six 8-device runs of the main job
+    "tests/training/test_fault_injection.py",     # twelve runs, ten of them killed
     "tests/training/test_main.py",                # end-to-end runs, kills and resumes
     "tests/training/test_parallel.py",            # a subprocess: 1 vs 8 devices
     "tests/training/test_parallel_mmn_djanet.py",
     "tests/training/test_parallel_aligngan.py",
     "tests/models/test_pytorch_import.py",        # full-width ResNet-50 forwards
     "tests/models/test_djanet.py",
+    "tests/test_notebooks.py",                    # three notebooks, each in a fresh kernel
+    "tests/test_export.py",
     "tests/training/",
 )
 
@@ -84,3 +87,12 @@ def pytest_collection_modifyitems(config, items):
     return next((index for index, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)),
                 len(SLOW_FIRST))
   items.sort(key=rank)   # stable: the order within each group is kept
+
+
+def pytest_terminal_summary(terminalreporter):
+  # Figures a test reports with `record_property("figures", text)` (the fault-injection
+  # test's kills and resumes): shown whatever the capture settings, from xdist workers too.
+  for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed"):
+    for name, text in getattr(report, "user_properties", ()):
+      if name == "figures" and report.when == "call":
+        terminalreporter.write_line(text)

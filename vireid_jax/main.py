@@ -65,11 +65,14 @@ def main(argv):
   import jax
 
   from vireid_jax import checkpoints
+  from vireid_jax import disk
   from vireid_jax import methods
   from vireid_jax.data import layouts
+  from vireid_jax.training import config_checks
   from vireid_jax.training import orbax_checkpoints
   from vireid_jax.training import loop
   from vireid_jax.training import workdir_config
+  from vireid_jax.training import workdir_lock
 
   if FLAGS.config.train.distributed:
     # Multi-host: coordinator address, process count and index come from the cluster
@@ -84,7 +87,9 @@ def main(argv):
              allow_config_change=FLAGS.override_config)
   except (layouts.DatasetError, workdir_config.ConfigMismatchError,
           orbax_checkpoints.CheckpointMismatchError, methods.base.MethodError,
-          checkpoints.PretrainedWeightsError, FloatingPointError) as error:
+          checkpoints.PretrainedWeightsError, FloatingPointError,
+          workdir_lock.WorkdirLockedError, orbax_checkpoints.CheckpointCorruptError,
+          disk.DiskFullError, config_checks.ConfigValueError) as error:
     logging.info("Stopped: %s", error)
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)

@@ -105,7 +105,7 @@ def compilation_cache(tmp_path_factory):
 
 
 def run_main(config_path, workdir, *extra, background=False, devices=1, cwd=REPO_ROOT,
-             fresh_interpreter=False):
+             fresh_interpreter=False, extra_env=None):
   """`python -m vireid_jax.main --config=... --workdir=... *extra` in a process of its own.
 
   The process is forked from a launcher that has imported the main job's libraries (JAX,
@@ -114,6 +114,7 @@ def run_main(config_path, workdir, *extra, background=False, devices=1, cwd=REPO
   as `__main__` with this argv, in `cwd`, with this environment (`XLA_FLAGS` included) and its
   own stdout and stderr, and exits with the command's status. `fresh_interpreter=True` starts
   a new interpreter instead (for what happens at import time: the console's first lines).
+  `extra_env` adds variables to the run's environment only (e.g. `VIREID_FAILPOINTS`).
   Returns a `subprocess.CompletedProcess`, or with `background=True` a Popen-like handle
   (stdout and stderr merged).
   """
@@ -125,7 +126,7 @@ def run_main(config_path, workdir, *extra, background=False, devices=1, cwd=REPO
              JAX_DISABLE_MOST_OPTIMIZATIONS="true",
              JAX_COMPILATION_CACHE_DIR=COMPILATION_CACHE["directory"],
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-  run_env = {}
+  run_env = dict(extra_env or {})
   if devices > 1:
     run_env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   launcher = None if fresh_interpreter else _Launcher.get(env)

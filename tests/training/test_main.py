@@ -77,7 +77,8 @@ def test_main_job_prints_tables_and_writes_results(tiny_experiment):
   assert 0.0 <= trained["bn"]["mean"]["mAP"] <= 1.0
   assert os.listdir(workdir / "tensorboard")
   figures = sorted(os.listdir(workdir / "figures" / "trained"))
-  assert figures == ["cmc.png", "ranking_sysu_all_bn.png", "ranking_sysu_all_pool.png"]
+  assert figures == ["cmc.png", "index.html", "ranking_sysu_all_bn.png",
+                     "ranking_sysu_all_pool.png", "thumbnails"]
   assert "cmc.png" in os.listdir(workdir / "figures" / "before_training")
   # One checkpoint per epoch; the newest ones are kept.
   assert sorted(int(name) for name in os.listdir(workdir / "checkpoints")

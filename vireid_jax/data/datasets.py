@@ -42,6 +42,7 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
+from vireid_jax import disk
 from vireid_jax.data import layouts
 from vireid_jax.data import pipeline
 from vireid_jax.data import synthetic
@@ -168,7 +169,12 @@ def build(data_config, *,
   # TFDS's own progress bars and prints go to the log, not the console.
   tfds.disable_progress_bar()
   output = io.StringIO()
-  with contextlib.redirect_stdout(output):
+  # TFDS writes into a temporary folder renamed when complete: a full disk leaves the
+  # TFRecords folder as it was (without this build), and the next start builds it again.
+  with contextlib.redirect_stdout(output), disk.reporting_full_disk(
+      builder.data_dir, f"the TFRecords of {root}",
+      f"Nothing of this build is used; TFRecords built before in {data_config.tfds_dir} are "
+      "intact"):
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=root))
   if output.getvalue().strip():

@@ -1,4 +1,4 @@
-"""Writing raw dataset folders: the atomic output folder, and image files read and written.
+"""Raw dataset folders: the atomic output folder, and image files read, resized and written.
 
 Whatever writes a dataset folder (the synthetic generator, `translation.translate_infrared`)
 writes it into a temporary sibling folder that is renamed into place when complete
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
+from vireid_jax import disk
 from vireid_jax.data import layouts
 
 # Fixed JPEG settings (quality, 4:2:0 chroma subsampling, no optimisation pass): the same pixels
@@ -51,6 +52,54 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str]:
       f"Cannot decode image {path}: {error}. Re-extract the dataset (or restore that file) and "
       "run again.") from error
   return pixels, image_format
+
+
+# config.data.resize_filter → the PIL filter of the pre-resize. "bicubic" is what torchvision's
+# `Resize(size, interpolation=3)` applies to PIL images (AlignGAN, aligngan.md §1.2).
+RESIZE_FILTERS = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC}
+DEFAULT_RESIZE_FILTER = "lanczos"
+
+
+def check_resize_filter(resize_filter: str) -> str:
+  """Returns `resize_filter` if it is a key of `RESIZE_FILTERS`.
+
+  Raises:
+    ValueError: an unknown filter, naming config.data.resize_filter and the known ones.
+  """
+  if resize_filter not in RESIZE_FILTERS:
+    raise ValueError(f"config.data.resize_filter={resize_filter!r} is not a known resize "
+                     f"filter; set it to one of {', '.join(map(repr, RESIZE_FILTERS))} "
+                     "(\"lanczos\": the default; \"bicubic\": PIL BICUBIC, AlignGAN's).")
+  return resize_filter
+
+
+def load_resized_image(path: str, image_height: int, image_width: int,
+                       resize_filter: str = DEFAULT_RESIZE_FILTER) -> np.ndarray:
+  """Decodes an image file to [H, W, 3] uint8, resized ignoring the aspect ratio.
+
+  What the TFRecord builders store for every image, and what `vireid_jax.search` feeds a model.
+
+  Args:
+    path: the image file.
+    image_height, image_width: the stored size.
+    resize_filter: a key of `RESIZE_FILTERS`.
+
+  Raises:
+    layouts.DatasetIntegrityError (a ValueError) naming the file when it cannot be read or
+    decoded, truncated files included: a corrupt file must stop the build rather than become a
+    black sample.
+  """
+  check_resize_filter(resize_filter)
+  try:
+    with Image.open(path) as image:
+      # Some decoders give IR images one channel; the references assume three.
+      image = image.convert("RGB")
+      image = image.resize((image_width, image_height), RESIZE_FILTERS[resize_filter])
+      return np.asarray(image, dtype=np.uint8)
+  except (OSError, SyntaxError, ValueError) as error:
+    raise layouts.DatasetIntegrityError(
+      f"Cannot decode image {path}: {error}. Re-extract the dataset (or restore that file) "
+      "and build again.") from error
 
 
 def write_image(image: np.ndarray, path: str | os.PathLike, image_format: str) -> None:
@@ -101,11 +150,14 @@ def atomic_output(out_dir: pathlib.Path, overwrite: bool) -> Iterator[pathlib.Pa
 
   Raises:
     FileExistsError: `out_dir` is a file, or a non-empty folder and `overwrite` is False.
+    vireid_jax.disk.DiskFullError: the disk filled up inside the block (naming `out_dir`).
   """
   partial_dir = _prepare_output(out_dir, overwrite)
   try:
-    yield partial_dir
-    _publish(partial_dir, out_dir)
+    with disk.reporting_full_disk(out_dir, "a dataset folder",
+                                  f"Nothing was published; {out_dir} is as it was"):
+      yield partial_dir
+      _publish(partial_dir, out_dir)
   except BaseException:
     shutil.rmtree(partial_dir, ignore_errors=True)
     raise

@@ -6,10 +6,15 @@ fork; spec `baseline_data_eval.md` §7.2) for a single distance matrix;
 `rank_metrics_from_features` computes the same metrics for many trials at once
 straight from features, never holding more than one block of distances.
 
-The per-query work (distances, sorting, gallery removal, precision sums, ranks)
-runs in JAX, jit-compiled and vectorised over blocks of queries, with the blocks
-of every trial in one `lax.map`; only the final averages over queries are taken
-on the host, in float64.
+No row is sorted: a query's ranked list is only read at its true matches, and
+the position of a match after removal is the number of kept gallery items that
+precede it (smaller distance, or equal distance and smaller gallery index: the
+order of a stable sort). Counting these for the query's own identity's gallery
+items gives the positions behind AP, INP and the standard CMC; counting the
+identities with a kept item before the first match gives the deduplicated CMC.
+That runs in JAX, jit-compiled and vectorised over blocks of queries, with the
+blocks of every trial in one `lax.map`; the integer positions come back to the
+host, which forms the per-query AP and INP and the averages in float64.
 """
 
 from __future__ import annotations
@@ -82,8 +87,9 @@ def rank_metrics(
 
   Differences from the reference, all outside its normal operating range:
     * Ties: the reference sorts with NumPy's default (unstable) argsort; here
-      the sort is stable, so equal distances are ordered by gallery index.
-      With real-valued features ties practically never occur.
+      equal distances are ordered by gallery index, as a stable sort orders
+      them (-0 equals +0; NaN ranks after every number, NaNs by index). With
+      real-valued features ties practically never occur.
     * Distances are converted to JAX's default float dtype (float32 unless
       x64 is enabled); float64 distances closer than float32 resolution become
       ties, broken by gallery index.
@@ -93,10 +99,13 @@ def rank_metrics(
       the reference builds a ragged array (an error in current NumPy); here the
       curve simply stays at its last value (a found identity stays found).
 
-  Precision: per-query AP and INP are computed in the default float dtype from
-  integer counts and positions; summing zeros is exact, so a query's AP carries
-  only about R roundings. The averages over queries are taken in float64 on the
-  host, so the results match a float64 NumPy implementation to ~1e-7.
+  Precision: the device returns integer positions; each query's AP and INP
+  and the averages over queries are formed from them on the host in float64,
+  like the reference's float64 loop (agreement ~1e-15).
+
+  Cost: O(num_query x M x num_gallery) comparisons, M the largest number of
+  gallery items of one identity (4 on SYSU-MM01's single-shot gallery, 10 on
+  RegDB), against a sort's O(num_query x num_gallery x log num_gallery).
 
   Args:
     distmat: [num_query, num_gallery] distances, smaller = closer.
@@ -109,7 +118,8 @@ def rank_metrics(
     max_rank: length of the CMC curve; clipped to num_gallery like the
       reference.
     query_block_size: queries processed together (vectorised); bounds the
-      intermediates to [query_block_size, num_gallery].
+      intermediates to [query_block_size, max(num_gallery, U x M)], U the
+      number of gallery identities.
 
   Returns:
     dict with "cmc": float64 [min(max_rank, num_gallery)] fractions in [0, 1];
@@ -124,7 +134,7 @@ def rank_metrics(
       "gallery", num_gallery, gallery_pids, gallery_cams, trial_axis=False
   )
   return _trial_rank_metrics(
-      jnp.asarray(distmat)[None],
+      jnp.asarray(distmat, dtype=jnp.result_type(float))[None],
       None,
       query_pids[None],
       gallery_pids[None],
@@ -157,8 +167,9 @@ def rank_metrics_from_features(
   Equals `rank_metrics(distances.pairwise_distance(Q_t, G_t, distance), ...)`
   for each trial t, but the distances of one block of queries to its trial's
   gallery are computed inside the jitted block function and consumed at once:
-  memory stays at [query_block_size, num_gallery] whatever the number of
-  queries and trials, and the blocks of all trials run in one compiled loop.
+  memory stays at [query_block_size, max(num_gallery, U x M)] (see
+  `rank_metrics`) whatever the number of queries and trials, and the blocks
+  of all trials run in one compiled loop.
 
   Every array either carries a leading trial axis of length T or is shared by
   all trials (SYSU-MM01: fixed queries, one gallery per trial; LLCM as the
@@ -270,11 +281,11 @@ def _encode_ids(query_pids, gallery_pids, num_trials):
   """Compact int32 id codes per trial: [T', Q] query codes, [T', G] gallery codes.
 
   Person ids are only compared for equality: each trial's gallery ids are
-  mapped to codes in [0, G) on the host, so any id type (int64, strings) is
-  handled exactly and the codes can index the per-identity segments of the
-  deduplicated CMC. A query id absent from its trial's gallery gets -1, which
-  never equals a gallery code (such queries have no match: invalid). T' is 1
-  when both sides are shared by all trials.
+  mapped to codes in [0, U) on the host (U = its number of distinct ids), so
+  any id type (int64, strings) is handled exactly and the codes can index the
+  table of each identity's gallery items. A query id absent from its trial's
+  gallery gets -1, which never equals a gallery code (such queries have no
+  match: invalid). T' is 1 when both sides are shared by all trials.
   """
   shared = query_pids.shape[0] == 1 and gallery_pids.shape[0] == 1
   query_codes, gallery_codes = [], []
@@ -285,10 +296,26 @@ def _encode_ids(query_pids, gallery_pids, num_trials):
     candidates = np.minimum(np.searchsorted(values, query_row), len(values) - 1)
     query_codes.append(np.where(values[candidates] == query_row, candidates, -1))
     gallery_codes.append(codes.reshape(-1))
-  return (
-      jnp.asarray(np.stack(query_codes), dtype=jnp.int32),
-      jnp.asarray(np.stack(gallery_codes), dtype=jnp.int32),
-  )
+  return np.stack(query_codes).astype(np.int32), np.stack(gallery_codes).astype(np.int32)
+
+
+def _identity_members(gallery_codes):
+  """[T', U, M] int32: the gallery positions of each identity code, padded with G.
+
+  Row u of trial t lists, in gallery order, the positions whose code is u; M is
+  the largest number of gallery items of one identity, U the largest number of
+  identities of a trial, and unused slots hold G (one past the last position).
+  """
+  num_trials, num_gallery = gallery_codes.shape
+  num_ids = int(gallery_codes.max()) + 1
+  max_items = int(max(np.bincount(codes).max() for codes in gallery_codes))
+  members = np.full([num_trials, num_ids, max_items], num_gallery, np.int32)
+  for trial, codes in enumerate(gallery_codes):
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    slot = np.arange(num_gallery) - np.searchsorted(sorted_codes, sorted_codes)
+    members[trial, sorted_codes, slot] = order
+  return members
 
 
 def _trial_rank_metrics(
@@ -316,47 +343,64 @@ def _trial_rank_metrics(
     return [_no_valid_queries(max_rank) for _ in range(num_trials)]
 
   query_codes, gallery_codes = _encode_ids(query_pids, gallery_pids, num_trials)
-  outputs = _per_query_metrics(
+  match_ranks, dedup_rank = jax.device_get(_per_query_ranks(
       query_values,
       gallery_features,
-      query_codes,
+      jnp.asarray(query_codes),
       jnp.asarray(query_cams, dtype=jnp.int32),
-      gallery_codes,
+      jnp.asarray(gallery_codes),
       jnp.asarray(gallery_cams, dtype=jnp.int32),
+      jnp.asarray(_identity_members(gallery_codes)),
       protocol=protocol,
       distance=distance,
       query_block_size=query_block_size,
       num_trials=num_trials,
-  )
-  is_valid, average_precision, inverse_negative_penalty, first_match_rank, dedup_rank = (
-      np.asarray(output) for output in jax.device_get(outputs)
-  )
-  cmc = DEFAULT_CMC[protocol] if cmc is None else cmc
-  hit_rank = dedup_rank if cmc == "deduplicated" else first_match_rank
+  ))
+  deduplicated = (DEFAULT_CMC[protocol] if cmc is None else cmc) == "deduplicated"
   return [
       _average_over_queries(
-          is_valid[trial],
-          average_precision[trial],
-          inverse_negative_penalty[trial],
-          hit_rank[trial],
+          np.asarray(match_ranks[trial]),
+          np.asarray(dedup_rank[trial]) if deduplicated else None,
+          num_gallery,
           max_rank,
       )
       for trial in range(num_trials)
   ]
 
 
-def _average_over_queries(is_valid, average_precision, inverse_negative_penalty, hit_rank,
-                          max_rank):
-  """CMC, mAP and mINP of one trial from its per-query values (host, float64)."""
+def _average_over_queries(match_ranks, dedup_rank, num_gallery, max_rank):
+  """CMC, mAP and mINP of one trial from its per-query match ranks (host, float64).
+
+  Args:
+    match_ranks: [Q, M] int: the 0-based positions of the query's true matches
+      in its ranked list after removal, in any order, num_gallery in unused slots.
+    dedup_rank: [Q] int: the query id's position in the deduplicated list, or
+      None for the standard CMC (a hit from the first true match on).
+    num_gallery: G, the padding value of `match_ranks`.
+    max_rank: CMC length.
+  """
+  num_matches = np.sum(match_ranks < num_gallery, axis=1)
+  is_valid = num_matches > 0
   num_valid = int(is_valid.sum())
   if num_valid == 0:
     return _no_valid_queries(max_rank)
+  # Each valid query's matches in ranked order: the k-th (1-based) at position
+  # r_k adds precision k / (r_k + 1) to the AP sum. Float64 from exact integers,
+  # as the reference's float64 loop.
+  ranks = np.sort(match_ranks[is_valid], axis=1)
+  num_matches = num_matches[is_valid]
+  is_match = ranks < num_gallery
+  precision = np.arange(1, ranks.shape[1] + 1) / (ranks + 1.0)
+  average_precision = np.sum(np.where(is_match, precision, 0.0), axis=1) / num_matches
+  last_match_rank = ranks[np.arange(num_valid), num_matches - 1]
+  inverse_negative_penalty = num_matches / (last_match_rank + 1.0)
+  hit_rank = ranks[:, 0] if dedup_rank is None else dedup_rank[is_valid]
   # Integer hit counts per rank, divided once: exact up to the final division.
-  hits_per_rank = np.bincount(np.minimum(hit_rank[is_valid], max_rank), minlength=max_rank + 1)
+  hits_per_rank = np.bincount(np.minimum(hit_rank, max_rank), minlength=max_rank + 1)
   return {
       "cmc": np.cumsum(hits_per_rank[:max_rank]).astype(np.float64) / num_valid,
-      "mAP": float(np.mean(average_precision.astype(np.float64)[is_valid])),
-      "mINP": float(np.mean(inverse_negative_penalty.astype(np.float64)[is_valid])),
+      "mAP": float(np.mean(average_precision)),
+      "mINP": float(np.mean(inverse_negative_penalty)),
       "num_valid_queries": num_valid,
   }
 
@@ -388,78 +432,120 @@ def keep_mask(protocol, query_id_code, query_cam, gallery_id_codes, gallery_cams
   return jnp.ones(gallery_id_codes.shape, dtype=bool)
 
 
-def _one_query_metrics(distances_row, query_id_code, query_cam, gallery_id_codes, gallery_cams,
-                       *, protocol):
-  """Validity, AP, INP, standard and deduplicated first-hit ranks of one query.
+def _sort_keys(values):
+  """Integer keys whose `<` orders floats as `jnp.argsort` does; all below iinfo.max.
+
+  `lax.sort` canonicalises floats (-0 equals +0, every NaN is one NaN above
+  +inf) and compares in total order. The bit pattern of a non-negative float
+  already orders as an integer; a negative one orders in reverse, so all its
+  bits but the sign are flipped. The largest key, NaN's, stays below the
+  integer maximum, which is left free to mark removed items.
 
   Args:
-    distances_row: [G] distances to the gallery.
-    query_id_code: int32 gallery-id code (-1 = id absent from the gallery).
-    query_cam: int32.
-    gallery_id_codes: [G] int32 codes in [0, G).
-    gallery_cams: [G] int32.
-    protocol: static protocol name.
+    values: [...] float32 (float64 with x64).
+
+  Returns:
+    [...] int32 (int64) keys.
   """
-  num_gallery = distances_row.shape[0]
-  float_dtype = jnp.result_type(float)  # float64 only when x64 is enabled.
-  order = jnp.argsort(distances_row, stable=True)
-  keep = keep_mask(protocol, query_id_code, query_cam, gallery_id_codes, gallery_cams)[order]
-  sorted_id_codes = gallery_id_codes[order]
-  is_match = (sorted_id_codes == query_id_code) & keep
-  # 0-based position in the ranked list *after* removal (meaningful where kept).
-  position = jnp.cumsum(keep, dtype=jnp.int32) - 1
-  num_matches = jnp.sum(is_match, dtype=jnp.int32)
-  matches_so_far = jnp.cumsum(is_match, dtype=jnp.int32)
+  values = jnp.where(values == 0, jnp.zeros_like(values), values)
+  values = jnp.where(jnp.isnan(values), jnp.full_like(values, jnp.nan), values)
+  num_bits = 8 * values.dtype.itemsize
+  bits = jax.lax.bitcast_convert_type(values, jnp.dtype(f"int{num_bits}"))
+  return bits ^ ((bits >> (num_bits - 1)) & jnp.iinfo(bits.dtype).max)
 
-  precision_at_match = jnp.where(
-      is_match, matches_so_far.astype(float_dtype) / (position + 1).astype(float_dtype), 0.0
-  )
-  safe_num_matches = jnp.maximum(num_matches, 1).astype(float_dtype)
-  average_precision = jnp.sum(precision_at_match) / safe_num_matches
 
-  last_match_position = jnp.max(jnp.where(is_match, position, -1))
-  inverse_negative_penalty = num_matches.astype(float_dtype) / jnp.maximum(
-      last_match_position + 1, 1
-  ).astype(float_dtype)
+def _precedes(keys, positions, pivot_keys, pivot_positions):
+  """Bool: an item ranks before the pivot in a stable sort (ties by gallery position).
 
-  first_match_rank = jnp.min(jnp.where(is_match, position, num_gallery))
-  # Dedup rank without materialising the deduplicated list: each identity's
-  # best kept position, then count identities ranked strictly before the
-  # query's own identity (whose best position is first_match_rank). There
-  # are at most G codes; sizing the segments by G rather than by the number
-  # of distinct ids keeps that number out of the compiled shapes.
-  best_position_per_id = jax.ops.segment_min(
-      jnp.where(keep, position, num_gallery),
-      sorted_id_codes,
-      num_segments=num_gallery,
+  For integer keys (`_sort_keys`, removed items at the integer maximum) and a
+  pivot key below that maximum, `key < pivot_key + [position < pivot_position]`
+  is the lexicographic `(key, position) < (pivot_key, pivot_position)` without
+  overflow, and never holds for a removed item.
+  """
+  return keys < pivot_keys + (positions < pivot_positions).astype(keys.dtype)
+
+
+def _block_ranks(block_values, query_id_codes, query_cams, gallery_id_codes, gallery_cams,
+                 identity_members, *, protocol):
+  """Ranks of each query's true matches and its deduplicated rank, by counting.
+
+  Equal to sorting each row stably and reading positions off the ranked list
+  after removal, without sorting: a kept item's position in that list is the
+  number of kept items that precede it (smaller distance, or equal distance
+  and smaller gallery position). Only the query's own identity's items (at
+  most M) are ranked, so a block costs O(B M G) comparisons instead of a
+  sort's O(B G log G), and they are plain vector compares and sums.
+
+  Args:
+    block_values: [B, G] float distances (smaller = closer).
+    query_id_codes: [B] int32 gallery-id codes (-1 = id absent from the gallery).
+    query_cams: [B] int32.
+    gallery_id_codes: [G] int32 codes in [0, U).
+    gallery_cams: [G] int32.
+    identity_members: [U, M] int32 gallery positions of each id code, G = unused.
+    protocol: static protocol name.
+
+  Returns:
+    match_ranks: [B, M] int32 positions after removal of the query's true
+      matches (G in slots that hold no kept match);
+    dedup_rank: [B] int32, the number of distinct ids with a kept item before
+      the query's first true match (its rank in the deduplicated list;
+      meaningless for a query without a match).
+  """
+  num_gallery = block_values.shape[1]
+  keys = _sort_keys(block_values)
+  removed_key = jnp.iinfo(keys.dtype).max
+  keep = keep_mask(protocol, query_id_codes[:, None], query_cams[:, None], gallery_id_codes[None],
+                   gallery_cams[None])
+  keys = jnp.where(keep, keys, removed_key)  # [B, G]; removed items precede nothing
+  positions = jnp.arange(num_gallery, dtype=jnp.int32)
+
+  # The query's candidate matches: the gallery items of its identity.
+  member_positions = identity_members[jnp.maximum(query_id_codes, 0)]  # [B, M]
+  is_member = (member_positions < num_gallery) & (query_id_codes[:, None] >= 0)
+  member_positions = jnp.minimum(member_positions, num_gallery - 1)
+  member_keys = jnp.take_along_axis(keys, member_positions, axis=1)
+  is_match = is_member & (member_keys != removed_key)
+  match_ranks = jnp.sum(
+      _precedes(keys[:, None, :], positions, member_keys[:, :, None],
+                member_positions[:, :, None]),
+      axis=2,
+      dtype=jnp.int32,
   )
-  dedup_rank = jnp.sum(best_position_per_id < first_match_rank, dtype=jnp.int32)
-  return (
-      num_matches > 0,
-      average_precision,
-      inverse_negative_penalty,
-      first_match_rank,
-      dedup_rank,
-  )
+  match_ranks = jnp.where(is_match, match_ranks, num_gallery)
+
+  # Deduplicated rank: ids with a kept item before the first true match (the
+  # query's own id is not among them: that match is its first kept item).
+  first = jnp.argmin(match_ranks, axis=1)[:, None]
+  first_key = jnp.take_along_axis(member_keys, first, axis=1)[:, :, None]
+  first_position = jnp.take_along_axis(member_positions, first, axis=1)[:, :, None]
+  # Column G, a removed item, is what the unused member slots point at.
+  keys = jnp.pad(keys, [(0, 0), (0, 1)], constant_values=removed_key)
+  ids_before = jnp.any(
+      _precedes(keys[:, identity_members], identity_members, first_key, first_position), axis=2
+  )  # [B, U]
+  dedup_rank = jnp.sum(ids_before, axis=1, dtype=jnp.int32)
+  return match_ranks, dedup_rank
 
 
 @functools.partial(
     jax.jit, static_argnames=("protocol", "distance", "query_block_size", "num_trials")
 )
-def _per_query_metrics(
+def _per_query_ranks(
     query_values,
     gallery_features,
     query_id_codes,
     query_cams,
     gallery_id_codes,
     gallery_cams,
+    identity_members,
     *,
     protocol,
     distance,
     query_block_size,
     num_trials,
 ):
-  """Per-query validity, AP, INP, standard and deduplicated first-hit ranks.
+  """Per-query match ranks and deduplicated ranks of every trial (`_block_ranks`).
 
   Every input's leading axis is the trial axis, of length `num_trials` or 1
   (shared by all trials).
@@ -470,25 +556,23 @@ def _per_query_metrics(
     gallery_features: [T, G, D] features, or None with precomputed distances.
     query_id_codes: [T, Q] int32 codes of the trial's gallery ids (-1 = absent).
     query_cams: [T, Q] int32.
-    gallery_id_codes: [T, G] int32 codes in [0, G).
+    gallery_id_codes: [T, G] int32 codes in [0, U).
     gallery_cams: [T, G] int32.
+    identity_members: [T, U, M] int32 (`_identity_members`).
     protocol: static protocol name.
     distance: static distance kind or "precomputed".
     query_block_size: static number of queries vectorised together.
     num_trials: static T.
 
   Returns:
-    Tuple of [num_trials, Q] arrays: is_valid (bool), AP, INP (float),
-    first_match_rank (int32, position of the first true match after removal;
-    G if none) and dedup_rank (int32, the query id's position in the
-    deduplicated list).
+    match_ranks: [num_trials, Q, M] int32; dedup_rank: [num_trials, Q] int32.
   """
   num_query = query_values.shape[1]
   block_size = min(query_block_size, num_query)
   blocks_per_trial = -(-num_query // block_size)
   num_padding = blocks_per_trial * block_size - num_query
 
-  # Pad the queries to whole blocks (padding rows have id code -1: invalid)
+  # Pad the queries to whole blocks (padding rows have id code -1: no match)
   # and map one block function over (trial, block) pairs, so that only one
   # block body is compiled; `lax.map(batch_size=...)` would compile a second
   # one for the remainder.
@@ -517,18 +601,19 @@ def _per_query_metrics(
       block_distances = distances.pairwise_distance(
           block_rows(query_values), of_trial(gallery_features, trial), distance
       )
-    return jax.vmap(
-        functools.partial(_one_query_metrics, protocol=protocol), in_axes=(0, 0, 0, None, None)
-    )(
+    return _block_ranks(
         block_distances,
         block_rows(query_id_codes),
         block_rows(query_cams),
         of_trial(gallery_id_codes, trial),
         of_trial(gallery_cams, trial),
+        of_trial(identity_members, trial),
+        protocol=protocol,
     )
 
-  blocked_outputs = jax.lax.map(one_block, jnp.arange(num_trials * blocks_per_trial))
-  return tuple(
-      output.reshape(num_trials, blocks_per_trial * block_size)[:, :num_query]
-      for output in blocked_outputs
+  match_ranks, dedup_rank = jax.lax.map(one_block, jnp.arange(num_trials * blocks_per_trial))
+  padded_num_query = blocks_per_trial * block_size
+  return (
+      match_ranks.reshape(num_trials, padded_num_query, -1)[:, :num_query],
+      dedup_rank.reshape(num_trials, padded_num_query)[:, :num_query],
   )

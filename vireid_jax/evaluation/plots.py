@@ -19,10 +19,11 @@ from matplotlib.figure import Figure
 
 from vireid_jax.evaluation import report
 
-# Frame colours (RGB uint8): true match, false match, query.
+# Frame colours (RGB uint8): true match, false match, query, identity unknown (search).
 MATCH_COLOUR = (0, 170, 0)
 NON_MATCH_COLOUR = (220, 0, 0)
 QUERY_COLOUR = (40, 90, 220)
+UNLABELLED_COLOUR = (140, 140, 140)
 
 
 def framed(image: np.ndarray, colour: Sequence[int], width: int) -> np.ndarray:
@@ -55,7 +56,7 @@ def write_ranking_grid(
     query_captions: Sequence[str],
     ranked_images: np.ndarray,
     ranked_captions: Sequence[Sequence[str]],
-    ranked_is_match: np.ndarray,
+    ranked_is_match: np.ndarray | None,
     title: str,
 ) -> None:
   """One row per query: the query (blue frame), then its ranked gallery images.
@@ -66,12 +67,15 @@ def write_ranking_grid(
     query_captions: [num_rows] text under each query.
     ranked_images: [num_rows, top_k, H, W, 3] uint8, best first.
     ranked_captions: [num_rows][top_k] text under each gallery image.
-    ranked_is_match: [num_rows, top_k] bool, True = same identity (green frame).
+    ranked_is_match: [num_rows, top_k] bool, True = same identity (green frame); None when
+      the identities are unknown (grey frames: a search of unlabelled folders).
     title: figure title.
   """
   query_images = np.asarray(query_images)
   ranked_images = np.asarray(ranked_images)
-  ranked_is_match = np.asarray(ranked_is_match, bool)
+  labelled = ranked_is_match is not None
+  ranked_is_match = np.asarray(ranked_is_match if labelled else np.zeros(ranked_images.shape[:2]),
+                               bool)
   num_rows, top_k = ranked_is_match.shape
   if query_images.shape[0] != num_rows or ranked_images.shape[:2] != (num_rows, top_k):
     raise ValueError(
@@ -94,7 +98,8 @@ def write_ranking_grid(
     cells += [
         (
             ranked_images[row, rank],
-            MATCH_COLOUR if ranked_is_match[row, rank] else NON_MATCH_COLOUR,
+            (MATCH_COLOUR if ranked_is_match[row, rank] else NON_MATCH_COLOUR) if labelled
+            else UNLABELLED_COLOUR,
             ranked_captions[row][rank],
         )
         for rank in range(top_k)

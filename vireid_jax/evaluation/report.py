@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from vireid_jax import failpoints
+
 # Table columns: (header, key in the "mean" dict of a summary).
 _TABLE_COLUMNS = (
     ("R1", "rank1"),
@@ -163,7 +165,8 @@ def write_file_atomically(path: str | os.PathLike, data: bytes) -> None:
   The bytes go to a temporary file in the same folder, flushed and fsync'ed,
   which is then moved over `path` with `os.replace` (atomic on POSIX within
   one file system). A crash or error at any point leaves either the old file
-  or the complete new one, and no temporary file.
+  or the complete new one; an error removes the temporary file, while a killed
+  process may leave its hidden `.<name>.*.tmp` behind, which nothing reads.
 
   Args:
     path: destination file; its folder must exist.
@@ -184,6 +187,7 @@ def write_file_atomically(path: str | os.PathLike, data: bytes) -> None:
       os.fsync(f.fileno())
     # mkstemp creates files readable by the owner only; results are meant to be shared.
     os.chmod(temporary_path, 0o644)
+    failpoints.hit(f"rename:{os.path.basename(path)}")
     os.replace(temporary_path, path)
   except BaseException:
     if os.path.exists(temporary_path):

@@ -50,7 +50,7 @@ from vireid_jax import losses
 from vireid_jax.methods import agw
 from vireid_jax.methods import base
 from vireid_jax.models import djanet_pytorch
-from vireid_jax.models.djanet import VIEWS, DJANet, build_djanet
+from vireid_jax.models.djanet import VIEWS, DJANet, build_djanet, layer3_geometry
 from vireid_jax.training import optim
 
 
@@ -106,6 +106,9 @@ class DJANetMethod(base.Method):
     if config.data.augmentation != "djanet":
       raise ValueError(f"config.data.augmentation={config.data.augmentation!r}: DJANet trains "
                        "on four views per pair; set it to \"djanet\" (configs/djanet.py).")
+    # Whether the network can reduce the image size, before any data is built.
+    layer3_geometry(config.data.image_height, config.data.image_width,
+                    config.model.att_head_dim)
 
   def create_state(self, data_info: base.DataInfo) -> base.NetState:
     """DJANet's network (ImageNet stems and stages unless `config.model.pretrained` is "none";

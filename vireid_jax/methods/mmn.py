@@ -29,6 +29,7 @@ similarity matrices (originals and middle images on both sides).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flax import nnx
@@ -43,6 +44,7 @@ from vireid_jax.methods import base
 from vireid_jax.models import mmn_pytorch
 from vireid_jax.models.mmn import MMN
 from vireid_jax.models.mmn import build_mmn
+from vireid_jax.models.mmn import stripe_bounds
 from vireid_jax.training import optim
 
 # The 4 BNNecks and classifiers learn at the base rate; the stems, trunk and MMG at
@@ -110,6 +112,13 @@ class MMNMethod(base.Method):
   model_type = MMN
   load_pytorch = staticmethod(mmn_pytorch.load_pytorch)
   to_pytorch_state_dict = staticmethod(mmn_pytorch.to_pytorch_state_dict)
+
+  def __init__(self, config):
+    super().__init__(config)
+    # Whether layer4's map cuts into the stripes, before any data is built: the ResNet halves
+    # the height four times (rounding up) and divides it by last_stride.
+    stripe_bounds(math.ceil(config.data.image_height / (16 * config.model.last_stride)),
+                  config.model.num_stripes)
 
   def create_state(self, data_info: base.DataInfo) -> State:
     """The initial state; a pure function of the config (same seed → same state)."""

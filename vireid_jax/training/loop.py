@@ -22,13 +22,17 @@ import jax
 import numpy as np
 import tqdm
 
+from vireid_jax import disk
 from vireid_jax import evaluation
+from vireid_jax import failpoints
 from vireid_jax.evaluation import report
+from vireid_jax.training import config_checks
 from vireid_jax.training import orbax_checkpoints
 from vireid_jax.training import parallel
 from vireid_jax.training import periodic_evaluation
 from vireid_jax.training import summary
 from vireid_jax.training import workdir_config
+from vireid_jax.training import workdir_lock
 from vireid_jax.training.context import DataInfo
 from vireid_jax.training.context import EpochContext
 
@@ -65,11 +69,17 @@ def run(config, workdir: str, method, *, mode: str = "train_and_eval",
 
   Raises:
     workdir_config.ConfigMismatchError: `workdir` holds a run with another training config.
+    workdir_lock.WorkdirLockedError: another live process trains in `workdir`.
+    config_checks.ConfigValueError: a field outside what it allows (before any work).
     orbax_checkpoints.CheckpointMismatchError: the checkpoint does not fit the config's model.
   """
+  config_checks.check(config, devices=jax.device_count())
   periodic_evaluation.check_config(config)
-  with matmul_precision(config):
-    return _run(config, workdir, method, mode=mode, allow_config_change=allow_config_change)
+  # One live training run per workdir (process 0 of a multi-host run speaks for all); eval
+  # only reads committed checkpoints and may run beside a training.
+  with workdir_lock.hold(workdir, take=mode != "eval" and jax.process_index() == 0):
+    with matmul_precision(config):
+      return _run(config, workdir, method, mode=mode, allow_config_change=allow_config_change)
 
 
 def _run(config, workdir: str, method, *, mode: str, allow_config_change: bool) -> dict | None:
@@ -164,11 +174,24 @@ def _run(config, workdir: str, method, *, mode: str, allow_config_change: bool) 
   print(f"{selection_title(results['selected'])}{scored_on}:\n" + report.format_results_table(
       results["trained"]), flush=True)
   if jax.process_index() == 0:
-    path = os.path.join(workdir, "results.json")
-    report.write_results_json(path, results)
+    path = write_results(workdir, results)
     print(f"Results: {path}; figures: {os.path.join(workdir, 'figures')}; TensorBoard: "
           f"{os.path.join(workdir, 'tensorboard')}", flush=True)
   return results
+
+
+def write_results(workdir: str, results: dict) -> str:
+  """Writes `<workdir>/results.json` atomically and returns its path.
+
+  Raises:
+    disk.DiskFullError: the disk is full; the previous results.json is intact.
+  """
+  path = os.path.join(workdir, "results.json")
+  with disk.reporting_full_disk(path, "the results", "The previous results.json, if any, is "
+                                "intact, and the checkpoints are complete: --mode=eval writes "
+                                "the results again"):
+    report.write_results_json(path, results)
+  return path
 
 
 def selection(config, state, steps_per_epoch: int) -> dict:
@@ -188,7 +211,7 @@ def selection_title(selected: dict) -> str:
 def restore_best(workdir: str, state, best: dict | None):
   """The state of the best evaluation during training (`config.eval.select = "best"`)."""
   directory = periodic_evaluation.best_directory(workdir)
-  checkpointer = orbax_checkpoints.Checkpointer(directory)
+  checkpointer = orbax_checkpoints.Checkpointer(directory, read_only=True)
   try:
     step = checkpointer.latest_step()
     if step is None or (best is not None and best["step"] != step):
@@ -210,7 +233,8 @@ def restore_for_evaluation(config, workdir: str, state):
     return restore_best(workdir, state, None)
   else:
     directory, step = os.path.join(workdir, orbax_checkpoints.CHECKPOINTS_FOLDER), None
-  checkpointer = orbax_checkpoints.Checkpointer(directory)
+  # Read-only: the workdir may be training meanwhile (only committed steps are listed).
+  checkpointer = orbax_checkpoints.Checkpointer(directory, read_only=True)
   try:
     if step is None and checkpointer.latest_step() is None:
       raise FileNotFoundError(f"--mode=eval needs a checkpoint, and {directory} holds none; "
@@ -314,6 +338,7 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
         # The pipeline yields only this process's rows of the global batch.
         state, metrics = train_step(state, parallel.global_batch(batch, mesh), step)
         step += 1
+        failpoints.hit("train_step")
         progress.update(1)
         # Checking the previous step's losses keeps one step in flight on the device.
         guard.check_previous()

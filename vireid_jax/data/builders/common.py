@@ -30,35 +30,25 @@ import pathlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
 
+from vireid_jax import failpoints
+from vireid_jax.data import files
 from vireid_jax.data import layouts
 from vireid_jax.data.builders import integrity
 
 MODALITIES = layouts.MODALITIES
 
 
-# config.data.resize_filter → the PIL filter of the pre-resize. "bicubic" is what torchvision's
-# `Resize(size, interpolation=3)` applies to PIL images (AlignGAN, aligngan.md §1.2).
-RESIZE_FILTERS = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC}
-DEFAULT_RESIZE_FILTER = "lanczos"
+# The pre-resize: TensorFlow-free, so that search and export read images exactly as the builders
+# store them.
+RESIZE_FILTERS = files.RESIZE_FILTERS
+DEFAULT_RESIZE_FILTER = files.DEFAULT_RESIZE_FILTER
+check_resize_filter = files.check_resize_filter
+load_resized_image = files.load_resized_image
 # The key of the filter in a build's `DatasetInfo.metadata`; builds that lack it are Lanczos
 # builds (every build was, before the filter became an option).
 RESIZE_FILTER_KEY = "resize_filter"
-
-
-def check_resize_filter(resize_filter: str) -> str:
-  """Returns `resize_filter` if it is a key of `RESIZE_FILTERS`.
-
-  Raises:
-    ValueError: an unknown filter, naming config.data.resize_filter and the known ones.
-  """
-  if resize_filter not in RESIZE_FILTERS:
-    raise ValueError(f"config.data.resize_filter={resize_filter!r} is not a known resize "
-                     f"filter; set it to one of {', '.join(map(repr, RESIZE_FILTERS))} "
-                     "(\"lanczos\": the default; \"bicubic\": PIL BICUBIC, AlignGAN's).")
-  return resize_filter
 
 
 def config_name(base_name: str, resize_filter: str) -> str:
@@ -95,33 +85,6 @@ def config_for_size(image_height: int, image_width: int, check_counts: bool = Tr
   return ImageSizeConfig(name=config_name(f"{image_height}x{image_width}", resize_filter),
                          image_height=image_height, image_width=image_width,
                          check_counts=check_counts, resize_filter=resize_filter)
-
-
-def load_resized_image(path: str, image_height: int, image_width: int,
-                       resize_filter: str = DEFAULT_RESIZE_FILTER) -> np.ndarray:
-  """Decodes an image file to [H, W, 3] uint8, resized ignoring the aspect ratio.
-
-  Args:
-    path: the image file.
-    image_height, image_width: the stored size.
-    resize_filter: a key of `RESIZE_FILTERS`.
-
-  Raises:
-    layouts.DatasetIntegrityError (a ValueError) naming the file when it cannot be read or
-    decoded, truncated files included: a corrupt file must stop the build rather than become a
-    black sample.
-  """
-  check_resize_filter(resize_filter)
-  try:
-    with Image.open(path) as image:
-      # Some decoders give IR images one channel; the references assume three.
-      image = image.convert("RGB")
-      image = image.resize((image_width, image_height), RESIZE_FILTERS[resize_filter])
-      return np.asarray(image, dtype=np.uint8)
-  except (OSError, SyntaxError, ValueError) as error:
-    raise layouts.DatasetIntegrityError(
-      f"Cannot decode image {path}: {error}. Re-extract the dataset (or restore that file) "
-      "and build again.") from error
 
 
 class ReIdBuilder(tfds.core.GeneratorBasedBuilder):
@@ -176,6 +139,7 @@ class ReIdBuilder(tfds.core.GeneratorBasedBuilder):
     filter_argument = ({} if resize_filter == DEFAULT_RESIZE_FILTER
                        else {"resize_filter": resize_filter})
     for position, record in enumerate(records):
+      failpoints.hit("tfrecord_example")
       yield position, {
           "image": load_resized_image(record.path, height, width, **filter_argument),
           "person_id": record.person_id,
