@@ -105,6 +105,12 @@ def test_quickstart_trains_and_shows_tables_and_pictures(notebook_environment):
   with open(os.path.join(workdir, "results.json"), encoding="utf-8") as file:
     results = json.load(file)
   assert results["step"] == 6   # two epochs of three steps: the tiny setting was used
+  # Training records its data sizes beside config.json: restore_and_evaluate rebuilds the model
+  # from them without the dataset.
+  with open(os.path.join(workdir, "data_info.json"), encoding="utf-8") as file:
+    data_info = json.load(file)
+  # 8 training and 2 validation identities (configs/notebook.py:tiny), 3 steps per epoch.
+  assert (data_info["num_classes"], data_info["steps_per_epoch"]) == (10, 3)
   shown = tables(notebook)
   assert len(shown) == 2 and "Before training" in shown[0] and "Trained" in shown[1]
   # The table shown is the run's: its R1 is results.json's mean.

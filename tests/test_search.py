@@ -24,6 +24,7 @@ from vireid_jax.data import datasets
 from vireid_jax.evaluation import distances
 from vireid_jax.evaluation import evaluator
 from vireid_jax.training import orbax_checkpoints
+from vireid_jax.training import context
 from vireid_jax.training import workdir_config
 from vireid_jax.training.context import DataInfo
 
@@ -177,3 +178,29 @@ def test_search_runs_without_tensorflow(trained, tmp_path):
   rankings = json.loads((tmp_path / "out" / "rankings.json").read_text())
   assert len(rankings["queries"]) == int(np.sum(test.modalities == 1))
   assert all(len(item["gallery"]) == 2 for item in rankings["queries"])
+
+
+def test_a_recorded_data_info_rebuilds_the_model_without_probing_its_shapes(
+    trained, tmp_path, monkeypatch):
+  workdir, test, _ = trained
+  probed = inference.load_model_for_inference(workdir)   # no data_info.json: shapes probed
+  recorded = str(shutil.copytree(workdir, tmp_path / "workdir"))
+
+  def no_probing(*arguments):
+    raise AssertionError("the shapes were probed although data_info.json records the sizes")
+
+  monkeypatch.setattr(inference, "_data_info_of_checkpoint", no_probing)
+  # The tiny data's training split: 8 training and 2 validation identities, as training
+  # records them (DataInfo.from_splits).
+  context.write_data_info(recorded, DataInfo(num_classes=10, num_visible=1, num_infrared=1,
+                                             steps_per_epoch=3))
+  model = inference.load_model_for_inference(recorded)
+  images = test.images[:4]
+  for modality in ("visible", "infrared"):
+    np.testing.assert_array_equal(inference.evaluation_feature_fn(model, modality)(images),
+                                  inference.evaluation_feature_fn(probed, modality)(images))
+  # A recorded size that does not fit the arrays is refused by the restore, naming them.
+  context.write_data_info(recorded, DataInfo(num_classes=11, num_visible=1, num_infrared=1,
+                                             steps_per_epoch=3))
+  with pytest.raises(orbax_checkpoints.CheckpointMismatchError, match="classifier"):
+    inference.load_model_for_inference(recorded)

@@ -126,7 +126,8 @@ def load_model_for_inference(checkpoint: str, config: Any = None) -> InferenceMo
 
   Returns:
     The model (see :class:`InferenceModel`). An orbax checkpoint's data sizes (identities,
-    target images) are read off its array shapes, so no dataset is needed.
+    target images) come from the `data_info.json` training wrote beside `config.json`, or,
+    in a workdir of an older version, are read off its array shapes: no dataset is needed.
 
   Raises:
     FileNotFoundError: no such checkpoint, no finalised step in the folder, or no config.
@@ -189,6 +190,7 @@ def _load_pytorch(path: str, config: Any) -> InferenceModel:
 
 def _load_orbax(path: str, config: Any) -> InferenceModel:
   from vireid_jax import methods
+  from vireid_jax.training import context
   from vireid_jax.training import orbax_checkpoints
   directory, step = orbax_checkpoints.resolve(path)
   config = _for_inference(_recorded_config(directory) if config is None else config)
@@ -199,8 +201,12 @@ def _load_orbax(path: str, config: Any) -> InferenceModel:
     if step is None:
       raise FileNotFoundError(f'{directory} holds no finalised checkpoint; train first or name '
                               'another workdir.')
-    saved = _shapes(checkpointer.manager.item_metadata(step))
-    data_info = _data_info_of_checkpoint(method, saved)
+    # The sizes training recorded beside config.json; read off the arrays for a workdir of an
+    # older version (seconds of tracing the state's construction).
+    data_info = context.read_data_info(os.path.dirname(directory))
+    if data_info is None:
+      data_info = _data_info_of_checkpoint(
+          method, _shapes(checkpointer.manager.item_metadata(step)))
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     # Restored straight into the arrays: no random initialisation of a model that is replaced.
     target = jax.tree.map(

@@ -8,6 +8,8 @@ documents the whole contract). They live here because the loop constructs them, 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import Any, Callable
 
 from vireid_jax.data.splits import INFRARED
@@ -47,6 +49,29 @@ class DataInfo:
                num_infrared=train.count(INFRARED), steps_per_epoch=steps_per_epoch,
                num_target_visible=target.count(VISIBLE) if target is not None else 0,
                num_target_infrared=target.count(INFRARED) if target is not None else 0)
+
+
+# Beside config.json in a workdir: the sizes the run's state was built with, so that a model
+# is rebuilt for inference without its dataset (`vireid_jax.inference`).
+DATA_INFO_FILE_NAME = "data_info.json"
+
+
+def write_data_info(workdir: str, data_info: DataInfo) -> None:
+  """Records `data_info` in `<workdir>/data_info.json` (atomically)."""
+  from vireid_jax.evaluation import report
+  report.write_file_atomically(
+      os.path.join(workdir, DATA_INFO_FILE_NAME),
+      json.dumps(dataclasses.asdict(data_info), indent=2, sort_keys=True).encode())
+
+
+def read_data_info(workdir: str) -> DataInfo | None:
+  """The `DataInfo` a workdir's training recorded; None when it recorded none (a run of an
+  older version) or the file does not hold one."""
+  try:
+    with open(os.path.join(workdir, DATA_INFO_FILE_NAME), encoding="utf-8") as file:
+      return DataInfo(**json.load(file))
+  except (OSError, ValueError, TypeError):
+    return None
 
 
 @dataclasses.dataclass

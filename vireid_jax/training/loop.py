@@ -35,6 +35,7 @@ from vireid_jax.training import workdir_config
 from vireid_jax.training import workdir_lock
 from vireid_jax.training.context import DataInfo
 from vireid_jax.training.context import EpochContext
+from vireid_jax.training.context import write_data_info
 
 
 MATMUL_PRECISIONS = ("default", "high", "highest")
@@ -104,6 +105,8 @@ def _run(config, workdir: str, method, *, mode: str, allow_config_change: bool) 
   print(f"Devices: {mesh.size} x {jax.devices()[0].platform} in {jax.process_count()} "
         "process(es)", flush=True)
   data_info = DataInfo.from_splits(splits, steps_per_epoch)
+  if mode != "eval" and jax.process_index() == 0:
+    write_data_info(workdir, data_info)
   make_state = lambda: parallel.replicate(method.create_state(data_info), mesh)
   state = make_state()
   state_features = bind_features(jit_features(method, mesh), mesh)
