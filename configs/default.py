@@ -43,6 +43,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.batches_per_epoch = 100
   config.data.augmentation = "agw"          # views: "agw", "caj" (3), "djanet" (4), "mcja"
   config.data.random_erasing = "none"       # "agw" views: "none", "llcm" (LLCM fork, MMN), "caj"
+  # Where the views are computed: "host" (tf.data, on the CPU cores), "device" (jnp inside the
+  # jitted step: vireid_jax.data.device_augment; same distributions, other draws) or "auto"
+  # (device on GPUs, host on CPUs and TPUs). A workdir records the resolved value.
+  config.data.augment_on = "auto"
   # The target dataset of a cross-domain run (vireid_jax.data.datasets.load): empty dataset =
   # none. With one, every method is evaluated on the target's test split with the target
   # dataset's protocols (a method without a target stream, e.g. AGW: direct transfer), and a

@@ -58,3 +58,15 @@ def test_importing_the_loop_methods_and_evaluation_loads_no_tensorflow():
   completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                              text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
   assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+def test_the_device_augmentation_loads_no_tensorflow():
+  # The views of augment_on="device" are computed on machines that may have no TensorFlow
+  # (the GPU benchmark's), so device_augment must stay TensorFlow-free like `splits`.
+  code = ("import sys\n"
+          "from vireid_jax.data import device_augment\n"
+          "assert device_augment.DEVICE_RECIPES\n"
+          "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n")
+  completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                             text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+  assert completed.returncode == 0, completed.stderr[-2000:]

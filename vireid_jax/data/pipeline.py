@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from vireid_jax.data import augment
+from vireid_jax.data import device_augment
 from vireid_jax.data import sampling
 from vireid_jax.data.splits import SplitArrays
 from vireid_jax.data.splits import VISIBLE
@@ -52,6 +53,50 @@ def augmentation_seeds(seed: int, epoch: int, num_batches: int,
   rng = sampling.epoch_rng(seed, epoch, "augmentation")
   return rng.integers(0, 2**31 - 1, size=(num_batches, num_views, 2),
                       dtype=np.int64).astype(np.int32)
+
+
+def view_plan(streams: list[sampling.Stream], data_config) -> tuple[device_augment.View, ...]:
+  """The views of every batch: `config.data.augmentation`'s recipes for each stream.
+
+  View v (in this order) is augmented with seed v of the batch (`augmentation_seeds`), on the
+  host (`train_dataset`) or on the device (`device_augmentation`).
+  """
+  augmentation = data_config.get("augmentation", "agw")
+  stream_views = augment.get_augmentation(augmentation)
+  views = []
+  for stream in streams:
+    if stream.modality not in stream_views:
+      raise ValueError(f"config.data.augmentation={augmentation!r} needs visible and infrared "
+                       f"streams; sampler {data_config.sampler!r} mixes the modalities.")
+    for suffix, recipe in stream_views[stream.modality]:
+      views.append(device_augment.View(key=stream.name + suffix, stream=stream.name,
+                                       recipe=recipe, seed_index=len(views)))
+  return tuple(views)
+
+
+def view_options(data_config) -> device_augment.ViewOptions:
+  """What the recipes read from `config.data` besides the images (both modes)."""
+  return device_augment.ViewOptions(
+      pad=data_config.pad, random_erasing=data_config.get("random_erasing", "none"),
+      cutmix_hw_swap=data_config.get("vimc_cutmix_hw_swap", True),
+      vimc_switches=augment.vimc_branch_switches(data_config.get("vimc_branches", {})))
+
+
+def device_augmentation(train: SplitArrays, data_config, *, seed: int,
+                        target: SplitArrays | None = None
+                        ) -> device_augment.DeviceAugmentation | None:
+  """What the train step runs on the batches of `train_dataset` before the method's step.
+
+  None with `config.data.augment_on` "host" (the batches are the views already); with
+  "device", the `DeviceAugmentation` of the configured views. The views are the same every
+  epoch (the sampler's streams are), so epoch 0's plan serves the run.
+  """
+  if device_augment.resolve_augment_on(data_config) != "device":
+    return None
+  streams = sampling.get_sampler(data_config.sampler).streams(
+      train, data_config, seed=seed, epoch=0, target=target, epoch_inputs=None)
+  return device_augment.DeviceAugmentation(views=view_plan(streams, data_config),
+                                           options=view_options(data_config))
 
 
 def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
@@ -91,10 +136,18 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
       arrays is of one identity. Batch b of epoch e is global iteration
       e * batches_per_epoch + b of both kinds' endless streams.
 
+  `config.data.augment_on` "device" (`device_augment.resolve_augment_on`): the batch carries
+  the sampled images instead of their views, and the train step computes the views
+  (`device_augmentation`): per stream `device_augment.images_key(name)` uint8 [r, H, W, 3]
+  and `device_augment.modalities_key(name)` int32 [r], plus `device_augment.SEEDS_KEY` int32
+  [r0, V, 2] (the V views' seeds in every row of the first stream's rows); the labels,
+  modalities and indices keys above are unchanged.
+
   Args:
     train: the training split in memory (the labelled source for domain adaptation).
-    data_config: `config.data`: sampler, augmentation, ids_per_batch, images_per_id, pad,
-      random_erasing, vimc_cutmix_hw_swap, vimc_branches, target_sampler, redraw_source_plan;
+    data_config: `config.data`: sampler, augmentation, augment_on, ids_per_batch,
+      images_per_id, pad, random_erasing, vimc_cutmix_hw_swap, vimc_branches,
+      target_sampler, redraw_source_plan;
       "aligngan" also gan_ids_per_batch, gan_images_per_id, batches_per_epoch.
     seed: the config seed.
     epoch: 0-based epoch.
@@ -110,15 +163,9 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
   """
   streams = sampling.get_sampler(data_config.sampler).streams(
       train, data_config, seed=seed, epoch=epoch, target=target, epoch_inputs=epoch_inputs)
-  augmentation = data_config.get("augmentation", "agw")
-  stream_views = augment.get_augmentation(augmentation)
-  views = []  # (output key, stream index, recipe)
-  for stream_index, stream in enumerate(streams):
-    if stream.modality not in stream_views:
-      raise ValueError(f"config.data.augmentation={augmentation!r} needs visible and infrared "
-                       f"streams; sampler {data_config.sampler!r} mixes the modalities.")
-    for suffix, recipe in stream_views[stream.modality]:
-      views.append((stream.name + suffix, stream_index, recipe))
+  views = view_plan(streams, data_config)
+  stream_position = {stream.name: index for index, stream in enumerate(streams)}
+  on_device = device_augment.resolve_augment_on(data_config) == "device"
 
   num_batches = streams[0].indices.shape[0]
   if any(stream.indices.shape[0] != num_batches for stream in streams):
@@ -142,10 +189,7 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
   local_indices = [stream.indices[:, rows.start:rows.stop]
                    for stream, rows in zip(streams, stream_rows)]
   seeds = augmentation_seeds(seed, epoch, num_batches, len(views))
-  pad = data_config.pad
-  erasing = data_config.get("random_erasing", "none")
-  cutmix_hw_swap = data_config.get("vimc_cutmix_hw_swap", True)
-  vimc_switches = augment.vimc_branch_switches(data_config.get("vimc_branches", {}))
+  options = view_options(data_config)
   image_shape = train.images.shape[1:]
 
   def gather(batch_index):
@@ -177,14 +221,24 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
         batch["modalities"] = modalities
       if stream.indices_key:
         batch[stream.indices_key] = positions
+      if on_device:
+        batch[device_augment.images_key(stream.name)] = stream_images
+        batch[device_augment.modalities_key(stream.name)] = modalities
     batch_seeds = tf.gather(tf.constant(seeds), batch_index)
-    for view_index, (key, stream_index, recipe) in enumerate(views):
-      stream_images, modalities = images[stream_index]
-      batch[key] = augment.train_view(
-          stream_images, batch_seeds[view_index], recipe, pad=pad,
-          random_erasing_variant=erasing, cutmix_hw_swap=cutmix_hw_swap,
-          vimc_switches=vimc_switches,
-          visible=tf.equal(modalities, VISIBLE), rows=stream_rows[stream_index])
+    if on_device:
+      # The views are computed in the train step (`device_augment.DeviceAugmentation`); every
+      # row carries the batch's seeds so that the batch stays one row-sharded pytree.
+      first_rows = stream_rows[0].stop - stream_rows[0].start
+      batch[device_augment.SEEDS_KEY] = tf.broadcast_to(batch_seeds[None],
+                                                        (first_rows, *seeds.shape[1:]))
+      return batch
+    for view in views:
+      stream_images, modalities = images[stream_position[view.stream]]
+      batch[view.key] = augment.train_view(
+          stream_images, batch_seeds[view.seed_index], view.recipe, pad=options.pad,
+          random_erasing_variant=options.random_erasing,
+          cutmix_hw_swap=options.cutmix_hw_swap, vimc_switches=options.vimc_switches,
+          visible=tf.equal(modalities, VISIBLE), rows=stream_rows[stream_position[view.stream]])
     return batch
 
   dataset = tf.data.Dataset.range(start_batch, num_batches)

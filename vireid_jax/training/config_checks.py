@@ -124,6 +124,7 @@ RULES: tuple[Rule, ...] = (
     _count("data.batches_per_epoch"),
     _choice("data.augmentation", _data_registry("augmentations")),
     _choice("data.random_erasing", _data_registry("erasing")),
+    _choice("data.augment_on", _constant("vireid_jax.data.device_augment", "AUGMENT_ON")),
     _choice("data.target.dataset", lambda: ("",) + tuple(
         _constant("vireid_jax.evaluation.evaluator", "DATASETS")())),
     Rule("data.target.trial", minimum=1, maximum=10, integer=True),

@@ -76,6 +76,7 @@ def run(config, workdir: str, method, *, mode: str = "train_and_eval",
   """
   config_checks.check(config, devices=jax.device_count())
   periodic_evaluation.check_config(config)
+  config = resolve_augment_on(config)
   # One live training run per workdir (process 0 of a multi-host run speaks for all); eval
   # only reads committed checkpoints and may run beside a training.
   with workdir_lock.hold(workdir, take=mode != "eval" and jax.process_index() == 0):
@@ -146,7 +147,9 @@ def _run(config, workdir: str, method, *, mode: str, allow_config_change: bool) 
                           process_count=jax.process_count(), target=splits.target),
                       context=EpochContext(config=config, splits=splits, mesh=mesh,
                                            features=features),
-                      after_epoch=during_training.after_epoch)
+                      after_epoch=during_training.after_epoch,
+                      prepare_batch=pipeline.device_augmentation(
+                          splits.train, config.data, seed=config.seed, target=splits.target))
       finally:
         checkpointer.wait()
         checkpointer.close()
@@ -250,18 +253,41 @@ def restore_for_evaluation(config, workdir: str, state):
   return state
 
 
-def jit_train_step(method, mesh):
+def resolve_augment_on(config):
+  """`config` with `data.augment_on` "auto" replaced by what it means on this platform.
+
+  The workdir then records where the views were computed, so that a resume on another
+  platform cannot silently switch to other augmentation draws.
+  """
+  from vireid_jax.data import device_augment   # TensorFlow-free
+  resolved = device_augment.resolve_augment_on(config.data)
+  if config.data.get("augment_on", "host") == resolved:
+    return config
+  config = config.copy_and_resolve_references()
+  config.data.augment_on = resolved
+  return config
+
+
+def jit_train_step(method, mesh, prepare_batch=None):
   """The method's step, jitted over the mesh: state replicated, batch split by rows.
 
   Returns `step_fn(state, batch, step=None)`. `step` is the 0-based index of the step about to
   run (a host int): a method whose `step_variant(step)` names a variant (AlignGAN's phase) gets
   it as `train_step`'s static third argument, so each variant is a program of its own,
   compiled when first reached. `step_fn.lower(state, batch, step=None)` lowers that program.
+
+  `prepare_batch` (a pure jnp function of the batch, e.g. `device_augment.DeviceAugmentation`)
+  runs inside the same program before the method's step: the views are computed on the device
+  and fused into the step.
   """
   shardings = dict(in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                    out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
                    donate_argnums=0)
-  plain = jax.jit(method.train_step, **shardings)
+  train_step = method.train_step
+  if prepare_batch is not None:
+    def train_step(state, batch, *variant):
+      return method.train_step(state, prepare_batch(batch), *variant)
+  plain = jax.jit(train_step, **shardings)
   with_variant = []     # made at the first variant: only such a train_step takes a third arg
 
   def program(step):
@@ -269,7 +295,7 @@ def jit_train_step(method, mesh):
     if variant is None:
       return plain, ()
     if not with_variant:
-      with_variant.append(jax.jit(method.train_step, static_argnums=2, **shardings))
+      with_variant.append(jax.jit(train_step, static_argnums=2, **shardings))
     return with_variant[0], (variant,)
 
   def step_fn(state, batch, step=None):
@@ -303,8 +329,11 @@ def jit_features(method, mesh):
 
 
 def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *,
-          make_dataset, context, after_epoch=None):
+          make_dataset, context, after_epoch=None, prepare_batch=None):
   """Runs the remaining steps of `config.train.num_epochs` epochs.
+
+  `prepare_batch`: what the step runs on each batch before the method's step
+  (`pipeline.device_augmentation`; None: the batches are the method's).
 
   Saves after every epoch (and every `config.train.checkpoint_every_steps`), only once the
   losses up to that step are known to be finite; then calls `after_epoch(state, epoch, step,
@@ -313,7 +342,8 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
   """
   total_steps = config.train.num_epochs * steps_per_epoch
   step = int(jax.device_get(state.step))
-  train_step = jit_train_step(method, mesh)
+  train_step = jit_train_step(method, mesh, prepare_batch)
+  count = count_images if prepare_batch is None else prepare_batch.count_images
   writer = summary.Writer(os.path.join(workdir, "tensorboard"))
   log_every = max(1, config.train.log_every_steps)
   checkpoint_every = config.train.checkpoint_every_steps
@@ -337,7 +367,7 @@ def train(config, workdir, method, state, steps_per_epoch, checkpointer, mesh, *
       epoch_start = time.time()
       for batch in dataset.take(steps_per_epoch - start_batch).as_numpy_iterator():
         if images_per_step is None:
-          images_per_step = count_images(batch) * jax.process_count()
+          images_per_step = count(batch) * jax.process_count()
         # The pipeline yields only this process's rows of the global batch.
         state, metrics = train_step(state, parallel.global_batch(batch, mesh), step)
         step += 1
