@@ -46,27 +46,26 @@ def test_only_the_data_package_imports_tensorflow(package):
   assert not offenders
 
 
+def assert_loads_no_tensorflow(code):
+  code += "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
+  completed = subprocess.run([sys.executable, "-c", "import sys\n" + code], cwd=REPO_ROOT,
+                             capture_output=True, text=True,
+                             env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+  assert completed.returncode == 0, completed.stderr[-2000:]
+
+
 def test_importing_the_loop_methods_and_evaluation_loads_no_tensorflow():
   # The loop reaches TensorFlow only inside `run`, through the data package: a machine
   # without TensorFlow can import it, evaluate and use every method.
-  code = ("import sys\n"
-          "from vireid_jax.training import loop\n"
-          "assert not [m for m in sys.modules if m.startswith('vireid_jax.methods')]\n"
-          "from vireid_jax.methods import agw\n"
-          "from vireid_jax import evaluation, inference, checkpoints\n"
-          "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n")
-  completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                             text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
-  assert completed.returncode == 0, completed.stderr[-2000:]
+  assert_loads_no_tensorflow(
+      "from vireid_jax.training import loop\n"
+      "assert not [m for m in sys.modules if m.startswith('vireid_jax.methods')]\n"
+      "from vireid_jax.methods import agw\n"
+      "from vireid_jax import evaluation, inference, checkpoints\n")
 
 
 def test_the_device_augmentation_loads_no_tensorflow():
   # The views of augment_on="device" are computed on machines that may have no TensorFlow
   # (the GPU benchmark's), so device_augment must stay TensorFlow-free like `splits`.
-  code = ("import sys\n"
-          "from vireid_jax.data import device_augment\n"
-          "assert device_augment.DEVICE_RECIPES\n"
-          "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n")
-  completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                             text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
-  assert completed.returncode == 0, completed.stderr[-2000:]
+  assert_loads_no_tensorflow("from vireid_jax.data import device_augment\n"
+                             "assert device_augment.DEVICE_RECIPES\n")

@@ -525,7 +525,7 @@ def write_results_page(
     *,
     title: str,
     top_k: int = 10,
-    query_block_size: int = 256,
+    query_block_size: int = 4096,
 ) -> str:
   """The results browser of an evaluation (`html_page`): every query of `variant`'s
   first trial with its top `top_k`, its AP and rank-1 hit; returns the page's path.

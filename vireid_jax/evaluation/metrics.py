@@ -53,7 +53,7 @@ def rank_metrics(
     protocol: str = "sysu",
     cmc: str | None = None,
     max_rank: int = 20,
-    query_block_size: int = 256,
+    query_block_size: int = 4096,
 ) -> dict[str, Any]:
   """Computes CMC, mAP and mINP exactly as the reference evaluation code.
 
@@ -160,7 +160,7 @@ def rank_metrics_from_features(
     distance: str = "cosine",
     cmc: str | None = None,
     max_rank: int = 20,
-    query_block_size: int = 256,
+    query_block_size: int = 4096,
 ) -> list[dict[str, Any]]:
   """`rank_metrics` of every trial of a protocol at once, from features.
 
