@@ -23,11 +23,14 @@ Rows, all in one process on one device, each from its existing benchmark:
     `benchmarks/evaluation.py`'s `run_size("sysu")` on the device, both its rows (ten
     `rank_metrics` calls on given distance matrices; `rank_metrics_from_features` for all
     trials) against its reference-style NumPy loop, same inputs, compilation apart.
-  * input: the host side of the device-augmentation mode (sampler positions gathered from a
-    decoded uint8 cache, `benchmarks/input_pipeline.py`'s SYSU-sized split) on all host cores,
-    then the same batches through `device_put` and the jitted jnp pad-crop-flip-normalise on
-    the device. The tf.data recipes need TensorFlow, which the GPU machines lack: their row says
-    so (`benchmarks/input_pipeline.py` measures them where TensorFlow is installed).
+  * input, per recipe (AGW, CAJ's 3 views, MCJA's VIMC, DJANet's 4 views at P = 24:
+    `benchmarks/input_pipeline.py`'s RECIPES): the host side of `config.data.augment_on =
+    "device"` (the sampler's positions gathered from a decoded uint8 cache of that file's
+    SYSU-sized split, in NumPy on all host cores, as `train_dataset` ships them), then the same
+    batches through `device_put` and the jitted `device_augment.DeviceAugmentation` (the jnp
+    views `loop.jit_train_step` fuses into the step) on the device; images are the views the
+    step sees. The tf.data side needs TensorFlow, which the GPU machines lack: its row says
+    so (`benchmarks/input_pipeline.py` measures both modes where TensorFlow is installed).
 
 Imports nothing that imports TensorFlow (tests/test_gpu_benchmark.py runs it with TensorFlow
 blocked). `--write_results` replaces the block between the markers of the "One GPU benchmark"
@@ -302,46 +305,124 @@ def evaluation_rows(sizes):
   ]
 
 
-def input_rows(sizes):
-  """Host gather of uint8 batches on all cores, then device augmentation (module docstring)."""
-  import jax
-  from benchmarks import input_pipeline
-  train, distinct = input_pipeline.sysu_sized_split(sizes["distinct_images"])
-  plan, positions = input_pipeline.agw_epoch_positions(train, seed=0)
-  per_batch = 2 * plan.batch_size
-  num_batches = min(plan.num_batches, -(-sizes["input_images"] // per_batch))
-  batch_positions = positions[:, :num_batches * plan.batch_size].reshape(
-      2, num_batches, plan.batch_size).transpose(1, 0, 2).reshape(num_batches, per_batch)
-  cores = len(os.sched_getaffinity(0))
+# `config.data.augmentation` -> the views (key suffix, recipe) each stream modality gets:
+# `augment.AUGMENTATIONS` repeated by hand, since `augment` imports TensorFlow, which the GPU
+# machines lack (tests/test_gpu_benchmark.py checks that the two agree).
+VISIBLE, INFRARED, MIXED = 0, 1, "mixed"   # vireid_jax.data.splits' modalities
+STREAM_VIEWS = {
+    "agw": {VISIBLE: (("", "agw"),), INFRARED: (("", "agw"),), MIXED: (("", "agw"),)},
+    "caj": {VISIBLE: (("", "caj_visible"), ("_augmented", "caj_visible_exchange")),
+            INFRARED: (("", "caj_infrared"),)},
+    "djanet": {VISIBLE: (("", "djanet_visible"), ("_augmented", "caj_visible_exchange")),
+               INFRARED: (("", "djanet_infrared"), ("_augmented", "djanet_infrared_scale"))},
+    "mcja": {VISIBLE: (("", "mcja"),), INFRARED: (("", "mcja"),), MIXED: (("", "mcja"),)},
+}
+# `augment.VIMC_BRANCHES`, the order of `ViewOptions.vimc_switches`.
+VIMC_BRANCHES = ("hue", "weighted_grey", "channel_cutmix", "spectrum_jitter")
+# Names in `benchmarks/input_pipeline.py`'s RECIPES: their samplers and `config.data` fields.
+INPUT_RECIPES = ("AGW", "CAJ", "MCJA", "DJANet")
+
+
+def device_views(streams, augmentation: str):
+  """`pipeline.view_plan` without TensorFlow: the views of every batch, in seed order."""
+  from vireid_jax.data import device_augment
+  views = []
+  for stream in streams:
+    for suffix, recipe in STREAM_VIEWS[augmentation][stream.modality]:
+      views.append(device_augment.View(key=stream.name + suffix, stream=stream.name,
+                                       recipe=recipe, seed_index=len(views)))
+  return tuple(views)
+
+
+def device_view_options(data_config):
+  """`pipeline.view_options` without TensorFlow."""
+  from vireid_jax.data import device_augment
+  branches = data_config.get("vimc_branches", {})
+  return device_augment.ViewOptions(
+      pad=data_config.pad, random_erasing=data_config.get("random_erasing", "none"),
+      cutmix_hw_swap=data_config.get("vimc_cutmix_hw_swap", True),
+      vimc_switches=tuple(bool(branches.get(name, True)) for name in VIMC_BRANCHES))
+
+
+def shipped_batches(train, data_config, num_images: int, seed: int = 0):
+  """What `pipeline.train_dataset` ships with augment_on="device" (one process), gathered
+  with NumPy; the streams' index keys (domain adaptation's) are left out.
+
+  Returns:
+    (the `DeviceAugmentation` of the recipe's views, gather(index) -> host batch dict of
+     uint8 images, modalities and labels per stream and the seeds, the number of batches
+     that hold at least `num_images` views).
+  """
+  from vireid_jax.data import device_augment
+  from vireid_jax.data import sampling
+  streams = sampling.get_sampler(data_config.sampler).streams(
+      train, data_config, seed=seed, epoch=0, target=None, epoch_inputs=None)
+  augmentation = device_augment.DeviceAugmentation(
+      views=device_views(streams, data_config.augmentation),
+      options=device_view_options(data_config))
+  available = streams[0].indices.shape[0]
+  # `pipeline.augmentation_seeds(seed, 0, available, V)`.
+  seeds = sampling.epoch_rng(seed, 0, "augmentation").integers(
+      0, 2**31 - 1, size=(available, len(augmentation.views), 2), dtype=np.int64
+  ).astype(np.int32)
 
   def gather(index):
-    return train.images[batch_positions[index]]   # [2 P K, H, W, 3] uint8
+    batch = {}
+    for stream in streams:
+      positions = stream.indices[index]
+      batch[device_augment.images_key(stream.name)] = stream.split.images[positions]
+      batch[device_augment.modalities_key(stream.name)] = stream.split.modalities[positions]
+      batch[stream.labels_key] = stream.split.labels[positions]
+      if stream.modality == MIXED:
+        batch["modalities"] = stream.split.modalities[positions]
+    rows = len(streams[0].indices[index])
+    batch[device_augment.SEEDS_KEY] = np.ascontiguousarray(
+        np.broadcast_to(seeds[index], (rows, *seeds.shape[1:])))
+    return batch
 
-  with concurrent.futures.ThreadPoolExecutor(cores) as pool:
-    list(pool.map(gather, range(min(cores, num_batches))))   # thread start-up
+  views_per_batch = augmentation.count_images(gather(0))
+  return augmentation, gather, min(available, -(-num_images // views_per_batch))
+
+
+def input_rows(sizes):
+  """Per recipe: the host gather of device mode's uint8 batches on all cores, then
+  `device_put` and the jitted `DeviceAugmentation` on the device (module docstring)."""
+  import jax
+  from benchmarks import input_pipeline
+  height, width = sizes["height"], sizes["image_width"]
+  train, _ = input_pipeline.sysu_sized_split(sizes["distinct_images"], height, width)
+  cores = len(os.sched_getaffinity(0))
+  rows = []
+  for name in INPUT_RECIPES:
+    description, fields = input_pipeline.RECIPES[name]
+    data_config = input_pipeline.data_config(fields, "device")
+    augmentation, gather, num_batches = shipped_batches(train, data_config,
+                                                        sizes["input_images"])
+    with concurrent.futures.ThreadPoolExecutor(cores) as pool:
+      list(pool.map(gather, range(min(cores, num_batches))))   # thread start-up
+      start, cpu_start = time.perf_counter(), time.process_time()
+      batches = list(pool.map(gather, range(num_batches)))
+      wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    views_per_batch = augmentation.count_images(batches[0])
+    images = num_batches * views_per_batch
+    setting = f"{description}; {views_per_batch} views a batch, {height}x{width}"
+    rows.append(row(f"input: uint8 gather (host), {name}", f"{setting}, {cores} threads",
+                    ms=1e3 * wall / num_batches, images_per_s=images / wall,
+                    notes=f"{images / max(cpu, 1e-9):,.0f} views per CPU-second"))
+
+    step = jax.jit(augmentation)
+    start = time.perf_counter()
+    jax.block_until_ready(step(jax.device_put(batches[0])))
+    compile_s = time.perf_counter() - start
     start, cpu_start = time.perf_counter(), time.process_time()
-    batches = list(pool.map(gather, range(num_batches)))
+    jax.block_until_ready([step(jax.device_put(batch)) for batch in batches])
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-  images = num_batches * per_batch
-  rows = [row("input: sampler + decoded uint8 cache gather (host)",
-              f"AGW P8 K4 x 2 modalities, {cores} threads", ms=1e3 * wall / num_batches,
-              images_per_s=images / wall,
-              notes=f"{images / max(cpu, 1e-9):,.0f} images per CPU-second")]
-
-  augment = input_pipeline.jnp_pad_crop_flip_normalize()
-  key = jax.random.key(0)
-  jax.block_until_ready(augment(jax.device_put(batches[0]), key))   # compile
-  start, cpu_start = time.perf_counter(), time.process_time()
-  outputs = [augment(jax.device_put(batch), jax.random.fold_in(key, index))
-             for index, batch in enumerate(batches)]
-  jax.block_until_ready(outputs)
-  wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-  rows.append(row("input: device_put + jnp pad-crop-flip-normalise (device)",
-                  f"AGW, {per_batch} images a batch, {input_pipeline.HEIGHT}x"
-                  f"{input_pipeline.WIDTH}", ms=1e3 * wall / num_batches,
-                  images_per_s=images / wall,
-                  notes=f"{images / max(cpu, 1e-9):,.0f} images per host CPU-second"))
-  rows.append(row("input: tf.data recipes (AGW, CAJ, MCJA, DJANet)", "train_dataset",
+    rows.append(row(f"input: device_put + DeviceAugmentation (device), {name}", setting,
+                    ms=1e3 * wall / num_batches, images_per_s=images / wall,
+                    notes=f"compile {compile_s:.1f} s; {images / max(cpu, 1e-9):,.0f} views "
+                          "per host CPU-second"))
+    del batches
+  rows.append(row("input: tf.data recipes (both augment_on modes)", "train_dataset",
                   notes="needs TensorFlow: `python benchmarks/input_pipeline.py` where it "
                         "is installed"))
   return rows

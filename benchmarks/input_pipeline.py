@@ -1,6 +1,8 @@
-"""Images per second of the training input pipeline on a SYSU-MM01-sized set at 288 x 144.
+"""Images per second of every method's training input, in both `config.data.augment_on` modes,
+on a SYSU-MM01-sized set at 288 x 144.
 
-  python benchmarks/input_pipeline.py [--images=640] [--distinct_images=256]
+  python benchmarks/input_pipeline.py [--images=1280] [--min_seconds=3] [--device_images=640]
+      [--recipes=AGW,CAJ,...] [--parts=host,device,design] [--distinct_images=256]
 
 The training split has SYSU-MM01's structure (22,258 visible + 11,909 infrared images of 395
 identities, labels as the reference builds them) but only `--distinct_images` different random
@@ -8,33 +10,39 @@ images, reused cyclically: the 4.2 GB of real pixels would not fit beside other 
 pipeline's cost does not depend on which pixels it reads (the sampler still draws positions
 over all 34,167 images). The output says so.
 
-What it measures, each as images per second (total, and per core of this host):
-  1. The pipeline as the loop uses it (`pipeline.train_dataset`): AGW (64 images a batch),
-     CAJ (96: three views), MCJA (128, VIMC), DJANet (384: four views of P = 24).
-  2. The design choices behind it, on the AGW transform:
-     - decoded-image cache (the pipeline's: uint8 arrays in memory, gathered per batch) versus
-       decoding each image's PNG at every step (what reading the TFRecords per epoch costs);
-     - vectorised augmentation (one op per batch, the pipeline's) versus per-image tf.data
-       maps batched afterwards;
-     - on-device augmentation: the pipeline ships uint8 crops' sources and a jnp function does
-       pad-crop-flip-normalise inside the jitted step. On this host the "device" is the CPU;
-       the number shows its cost per image, which on an accelerator is a negligible slice of
-       a ResNet-50 step.
-The rate needed is about 5,000 images/s (one H100 training AGW); the summary says which paths
-reach it on 16 cores, extrapolating this host's per-core rate linearly (tf.data parallelises
-batches over cores; the extrapolation is stated as such).
+Every recipe the configs use (`RECIPES`: AGW; AGW with the LLCM fork's random erasing, as MMN
+and the LLCM config train; CAJ's three views; MCJA's sampler and VIMC; DJANet's four views at
+P = 24), each in both modes:
+  * host mode (`augment_on="host"`): `pipeline.train_dataset` computes the views in tf.data.
+  * device mode (`augment_on="device"`), host side: `pipeline.train_dataset` ships the sampled
+    uint8 images, their modalities and the views' seeds; images are counted as the views the
+    step will see (`DeviceAugmentation.count_images`).
+  * device mode, device side: the jitted `pipeline.device_augmentation` (the jnp function
+    `loop.jit_train_step` fuses into the train step) on those shipped batches, `device_put`
+    included. Here the "device" is this host's CPU (XLA's CPU backend): its figures say what
+    the jnp code costs on a CPU, not what it costs on a GPU, where it is a sliver of a
+    ResNet-50 step (`benchmarks/gpu.sh` measures that).
+Each gives images per wall-clock second and images per CPU-second of this process (all its
+threads: `time.process_time`) while it runs. Host work per image is what limits a GPU's step
+rate, and images per CPU-second is that work's measure, which other work on the host moves
+much less than the wall-clock rate; the criterion of the device mode is >= 1,000 images per
+CPU-second of host work for every recipe.
+
+The "design" part (`--parts`; all three parts run by default, about 2 minutes on 2 cores)
+measures the choices behind the host mode on AGW, against its row above: decoding each
+image's PNG at every step instead of a decoded uint8 cache, per-image tf.data maps instead of
+one vectorised op per batch, and the TF transform XLA-compiled (`jit_compile`).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=g-import-not-at-top
@@ -42,8 +50,32 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 # SYSU-MM01's training split used by every reference (spec baseline §1.1.3).
 SYSU_VISIBLE, SYSU_INFRARED, SYSU_IDS = 22258, 11909, 395
 HEIGHT, WIDTH, PAD = 288, 144, 10
+# One H100 trains AGW at about 5,000 images/s; a GPU host has about 16 cores.
 TARGET_RATE = 5000
 TARGET_CORES = 16
+# The device mode's criterion: host work per image, whatever the recipe.
+HOST_CRITERION = 1000   # images per CPU-second
+
+# name -> (what it is, its `config.data` fields besides `augment_on`). The fields are each
+# method's config's (configs/*.py) at this benchmark's 288 x 144 and pad 10.
+RECIPES = {
+    "AGW": ("P8 K4, pad-crop-flip",
+            dict(sampler="agw", augmentation="agw", ids_per_batch=8, images_per_id=4)),
+    "AGW + llcm erasing": ("P8 K4, + random erasing (MMN, LLCM fork)",
+                           dict(sampler="agw", augmentation="agw", random_erasing="llcm",
+                                ids_per_batch=8, images_per_id=4)),
+    "CAJ": ("P8 K4, 3 views: erasing, channel exchange, adaptive grey",
+            dict(sampler="agw", augmentation="caj", ids_per_batch=8, images_per_id=4)),
+    "MCJA": ("P8 K16, VIMC, fill-127 pad, mcja erasing",
+             dict(sampler="mcja", augmentation="mcja", ids_per_batch=8, images_per_id=16,
+                  vimc_cutmix_hw_swap=True,
+                  vimc_branches=dict(hue=True, weighted_grey=True, channel_cutmix=True,
+                                     spectrum_jitter=True))),
+    "DJANet": ("P24 K4, 4 views",
+               dict(sampler="djanet", augmentation="djanet", ids_per_batch=24,
+                    images_per_id=4)),
+}
+PARTS = ("host", "device", "design")
 
 
 class CyclicImages:
@@ -61,8 +93,13 @@ class CyclicImages:
     return self.distinct[np.asarray(positions) % len(self.distinct)]
 
 
-def sysu_sized_split(distinct_images: int):
-  """A training split with SYSU-MM01's counts: labels 0..394, each id in both modalities."""
+def sysu_sized_split(distinct_images: int, height: int = HEIGHT, width: int = WIDTH):
+  """A training split with SYSU-MM01's counts: labels 0..394, each id in both modalities.
+
+  Returns:
+    (the split, whose images [34167, height, width, 3] uint8 cycle through `distinct`;
+     distinct [distinct_images, height, width, 3] uint8).
+  """
   from vireid_jax.data import splits
   rng = np.random.default_rng(0)
   def per_id_counts(total):
@@ -78,8 +115,9 @@ def sysu_sized_split(distinct_images: int):
   # Photo-like pixels (smooth blocks plus noise) rather than white noise, so that PNG decoding
   # costs what it costs on real crops (white noise is stored uncompressed and decodes as fast
   # as a copy).
-  coarse = rng.integers(0, 256, (distinct_images, HEIGHT // 16, WIDTH // 16, 3))
-  smooth = np.repeat(np.repeat(coarse, 16, axis=1), 16, axis=2)
+  block = min(16, height, width)
+  coarse = rng.integers(0, 256, (distinct_images, -(-height // block), -(-width // block), 3))
+  smooth = np.repeat(np.repeat(coarse, block, axis=1), block, axis=2)[:, :height, :width]
   distinct = np.clip(smooth + rng.integers(-8, 9, smooth.shape), 0, 255).astype(np.uint8)
   split = splits.SplitArrays(
       images=CyclicImages(distinct, count), labels=labels.astype(np.int32),
@@ -88,40 +126,75 @@ def sysu_sized_split(distinct_images: int):
   return split, distinct
 
 
+def data_config(fields: dict, augment_on: str = "host"):
+  """`config.data` of a recipe: `fields` over the defaults the samplers and recipes read."""
+  import ml_collections
+  base = dict(pad=PAD, random_erasing="none", vimc_cutmix_hw_swap=True, vimc_branches={},
+              target_sampler="independent", redraw_source_plan=False)
+  return ml_collections.ConfigDict({**base, **fields, "augment_on": augment_on})
+
+
 def images_per_batch(batch: dict) -> int:
+  """Views in a host-mode batch: the rows of its [B, H, W, C] arrays (`loop.count_images`)."""
   return sum(len(value) for value in batch.values() if getattr(value, "ndim", 0) == 4)
 
 
-def rate(dataset, min_images: int) -> tuple[float, float]:
-  """(images per wall-clock second, images per CPU-second of this process) over the batches
-  holding `min_images` images, after one warm-up batch (tracing, thread-pool start-up).
+def rate(dataset, min_images: int, min_seconds: float = 0.0, warmup_batches: int = 3,
+         count=images_per_batch, keep_batches: int = 0):
+  """Images per wall-clock second and per CPU-second of this process while iterating.
 
-  The CPU-second rate is the per-core rate, and it holds however busy the host is with other
-  work; the wall-clock rate is what this host delivered while the benchmark ran.
+  The first `warmup_batches` are not timed: tracing and thread-pool start-up, and the batches
+  tf.data computed beside the first (timing from the first batch would count them as free).
+  From there the consumer, which does nothing else, waits on the producer: the window counts
+  the work of the batches it receives, give or take the batches in flight at either end.
+  Timing stops once it has `min_images` images and `min_seconds` seconds.
+
+  The CPU-second rate is the per-core cost: other work on the host moves it much less than
+  the wall-clock rate, which is what this host delivered while the benchmark ran (less, not
+  nothing: a shared core's caches still slow it).
+
+  Returns:
+    (images / wall second, images / CPU-second, the first `keep_batches` timed batches).
   """
-  iterator = dataset.as_numpy_iterator()
-  next(iterator)
+  # The uint8 batches of a whole epoch take seconds: measure over repeats of it.
+  iterator = dataset.repeat().as_numpy_iterator()
+  for _ in range(warmup_batches):
+    next(iterator)
+  kept = []
   start, cpu_start, images = time.perf_counter(), time.process_time(), 0
+  while images < min_images or time.perf_counter() - start < min_seconds:
+    batch = next(iterator)
+    images += count(batch)
+    if len(kept) < keep_batches:
+      kept.append(batch)
+  wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+  del iterator   # stops its background threads before the next measurement
+  gc.collect()
+  return images / wall, images / cpu, kept
+
+
+def device_rate(augmentation, batches, min_images: int):
+  """The jitted `augmentation` on host batches (cycled), `device_put` included.
+
+  Returns:
+    (views / wall second, views / CPU-second of this process, compile seconds).
+  """
+  import jax
+  step = jax.jit(augmentation)
+  start = time.perf_counter()
+  jax.block_until_ready(step(jax.device_put(batches[0])))
+  compile_seconds = time.perf_counter() - start
+  start, cpu_start, images, index = time.perf_counter(), time.process_time(), 0, 0
   while images < min_images:
-    images += images_per_batch(next(iterator))
-  return (images / (time.perf_counter() - start),
-          images / (time.process_time() - cpu_start))
+    batch = batches[index % len(batches)]
+    jax.block_until_ready(step(jax.device_put(batch)))
+    images += augmentation.count_images(batch)
+    index += 1
+  wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+  return images / wall, images / cpu, compile_seconds
 
 
-def method_configs():
-  import ml_collections
-  base = dict(pad=PAD, random_erasing="none", vimc_cutmix_hw_swap=True,
-              target_sampler="independent", redraw_source_plan=False)
-  return {
-      "AGW  (P8 K4, pad-crop-flip)": dict(sampler="agw", augmentation="agw", ids_per_batch=8,
-                                          images_per_id=4),
-      "CAJ  (3 views, erasing, channel ops)": dict(sampler="agw", augmentation="caj",
-                                                   ids_per_batch=8, images_per_id=4),
-      "MCJA (P8 K16, VIMC, erasing)": dict(sampler="mcja", augmentation="mcja",
-                                           ids_per_batch=8, images_per_id=16),
-      "DJANet (P24 K4, 4 views)": dict(sampler="djanet", augmentation="djanet",
-                                       ids_per_batch=24, images_per_id=4),
-  }, lambda fields: ml_collections.ConfigDict({**base, **fields})
+# ----------------------------------------------------- design choices (AGW transform, host)
 
 
 def agw_epoch_positions(train, seed: int):
@@ -192,32 +265,9 @@ def per_image_dataset(train, seed: int):
   return dataset.batch(plan.batch_size).prefetch(2)
 
 
-def gathered_dataset(train, seed: int, augment_fn=None):
-  """AGW batches gathered from the decoded cache, then `augment_fn(images, seed)` or, with
-  None, left uint8 (what an on-device augmentation needs from the host)."""
-  import tensorflow as tf
-  from vireid_jax.data import pipeline
-  plan, positions = agw_epoch_positions(train, seed)
-  positions = positions.reshape(2, plan.num_batches, plan.batch_size)
-  seeds = tf.constant(pipeline.augmentation_seeds(seed, 0, plan.num_batches))
-
-  def load(batch_index):
-    images = tf.numpy_function(lambda b: train.images[positions[:, b].reshape(-1)],
-                               [batch_index], tf.uint8, stateful=False)
-    images = tf.ensure_shape(images, (2 * plan.batch_size, HEIGHT, WIDTH, 3))
-    views = {"visible": images[:plan.batch_size], "infrared": images[plan.batch_size:]}
-    if augment_fn is not None:
-      batch_seeds = tf.gather(seeds, batch_index)
-      views = {name: augment_fn(views[name], batch_seeds[modality])
-               for modality, name in enumerate(("visible", "infrared"))}
-    return views
-  return tf.data.Dataset.range(plan.num_batches).map(
-      tf.autograph.experimental.do_not_convert(load), num_parallel_calls=tf.data.AUTOTUNE,
-      deterministic=True).prefetch(2)
-
-
-def xla_agw_augment():
-  """The pipeline's AGW transform compiled with XLA (`jit_compile`), as a tf.data map calls it.
+def xla_compiled_dataset(train, seed: int):
+  """AGW batches gathered from the decoded cache, augmented by the pipeline's AGW transform
+  compiled with XLA (`jit_compile`), as a tf.data map calls it.
 
   XLA fuses the crop, flip and normalisation into one pass. Its float draws differ from the
   TF kernels' for the same seed (integer draws agree), so adopting it would change which crops
@@ -225,100 +275,154 @@ def xla_agw_augment():
   """
   import tensorflow as tf
   from vireid_jax.data import augment
-  return tf.function(lambda images, seed: augment.agw_train_augment(images, seed, PAD),
-                     jit_compile=True)
+  from vireid_jax.data import pipeline
+  plan, positions = agw_epoch_positions(train, seed)
+  positions = positions.reshape(2, plan.num_batches, plan.batch_size)
+  seeds = tf.constant(pipeline.augmentation_seeds(seed, 0, plan.num_batches))
+  compiled = tf.function(lambda images, seed: augment.agw_train_augment(images, seed, PAD),
+                         jit_compile=True)
+
+  def load(batch_index):
+    images = tf.numpy_function(lambda b: train.images[positions[:, b].reshape(-1)],
+                               [batch_index], tf.uint8, stateful=False)
+    images = tf.ensure_shape(images, (2 * plan.batch_size, HEIGHT, WIDTH, 3))
+    batch_seeds = tf.gather(seeds, batch_index)
+    return {"visible": compiled(images[:plan.batch_size], batch_seeds[0]),
+            "infrared": compiled(images[plan.batch_size:], batch_seeds[1])}
+  return tf.data.Dataset.range(plan.num_batches).map(
+      tf.autograph.experimental.do_not_convert(load), num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True).prefetch(2)
 
 
-def jnp_pad_crop_flip_normalize():
-  """The AGW transform in jnp, vectorised over the batch and jitted (on-device variant)."""
-  import jax
-  import jax.numpy as jnp
-  from vireid_jax.data.normalization import IMAGENET_MEAN
-  from vireid_jax.data.normalization import IMAGENET_STD
-
-  @jax.jit
-  def augment(images, key):
-    batch = images.shape[0]
-    top_key, left_key, flip_key = jax.random.split(key, 3)
-    tops = jax.random.randint(top_key, (batch,), 0, 2 * PAD + 1)
-    lefts = jax.random.randint(left_key, (batch,), 0, 2 * PAD + 1)
-    flips = jax.random.bernoulli(flip_key, 0.5, (batch,))
-    padded = jnp.pad(images, ((0, 0), (PAD, PAD), (PAD, PAD), (0, 0)))
-    def crop(image, top, left, flip):
-      window = jax.lax.dynamic_slice(image, (top, left, 0), (HEIGHT, WIDTH, 3))
-      return jnp.where(flip, window[:, ::-1], window)
-    cropped = jax.vmap(crop)(padded, tops, lefts, flips)
-    pixels = cropped.astype(jnp.float32) / 255.0
-    return (pixels - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
-  return augment
+# ------------------------------------------------------------------------------------ main
 
 
-def jnp_rate(distinct: np.ndarray, min_images: int) -> tuple[float, float]:
-  import jax
-  augment = jnp_pad_crop_flip_normalize()
-  images = jax.device_put(distinct[np.arange(64) % len(distinct)])
-  key = jax.random.key(0)
-  augment(images, key).block_until_ready()
-  num_batches = -(-min_images // 64)
-  start, cpu_start = time.perf_counter(), time.process_time()
-  for step in range(num_batches):
-    augment(images, jax.random.fold_in(key, step)).block_until_ready()
-  images_done = 64 * num_batches
-  return (images_done / (time.perf_counter() - start),
-          images_done / (time.process_time() - cpu_start))
-
-
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--images", type=int, default=640,
-                      help="images timed per measurement (after one warm-up batch)")
+def parse_args(argv=None):
+  parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+  parser.add_argument("--images", type=int, default=1280,
+                      help="images (views) timed at least per tf.data row, after the warm-up")
+  parser.add_argument("--min_seconds", type=float, default=3.0,
+                      help="seconds timed at least per tf.data row (the uint8 rows are fast)")
+  parser.add_argument("--warmup_batches", type=int, default=3,
+                      help="batches read before timing each tf.data row")
+  parser.add_argument("--device_images", type=int, default=640,
+                      help="views timed per device-side row (after compilation)")
+  parser.add_argument("--device_batches", type=int, default=4,
+                      help="shipped batches kept for the device side (cycled)")
   parser.add_argument("--distinct_images", type=int, default=256,
                       help="different random images behind the 34,167 positions")
-  args = parser.parse_args()
+  parser.add_argument("--recipes", type=lambda text: text.split(","), default=list(RECIPES),
+                      help=f"comma-separated, of: {', '.join(RECIPES)}")
+  parser.add_argument("--parts", type=lambda text: text.split(","), default=list(PARTS),
+                      help="host (host mode), device (device mode, both sides), design (AGW "
+                           "design choices)")
+  args = parser.parse_args(argv)
+  unknown = (set(args.recipes) - set(RECIPES)) | (set(args.parts) - set(PARTS))
+  if unknown:
+    parser.error(f"unknown recipes or parts {sorted(unknown)}; recipes: {list(RECIPES)}, "
+                 f"parts: {list(PARTS)}")
+  return args
 
+
+def format_number(value) -> str:
+  return "–" if value is None else f"{value:,.0f}"
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  started = time.perf_counter()
+  import jax
   from vireid_jax.data import pipeline
   cores = len(os.sched_getaffinity(0))
+  device = jax.devices()[0]
   train, distinct = sysu_sized_split(args.distinct_images)
   print(f"Training split: {SYSU_VISIBLE:,} visible + {SYSU_INFRARED:,} infrared positions of "
         f"{SYSU_IDS} identities at {HEIGHT}x{WIDTH} (SYSU-MM01's structure), backed by "
-        f"{args.distinct_images} distinct random photo-like images reused cyclically. Host: {cores} "
-        f"cores, load average {os.getloadavg()[0]:.1f} at the start (other work on the "
-        f"host lowers every figure). At least {args.images} images timed per row.\n")
-  rows = []
-  print(f"{'':<62}{'img/s':>8}{'img/CPU-s':>11}{'16 cores':>10}")
-  def report(name, rates):
-    wall_rate, per_core = rates
-    rows.append((name, wall_rate, per_core))
-    print(f"{name:<62}{wall_rate:8.0f}{per_core:11.0f}{per_core * TARGET_CORES:10.0f}",
+        f"{args.distinct_images} distinct random photo-like images reused cyclically. Host: "
+        f"{cores} cores, load average {os.getloadavg()[0]:.1f} at the start (other work on "
+        f"the host lowers the img/s figures, the img/CPU-s ones much less). The device side "
+        f"runs on {device.device_kind} ({device.platform})"
+        + (": the \"device\" is this host's CPU.\n" if device.platform == "cpu" else ".\n"),
+        flush=True)
+
+  print(f"{'':<44}{'img/s':>9}{'img/CPU-s':>11}{'x16 cores':>11}")
+  def show(name, wall, per_cpu, note=""):
+    print(f"{name:<44}{wall:9.0f}{per_cpu:11.0f}{per_cpu * TARGET_CORES:11.0f}  {note}",
           flush=True)
 
-  print("1. train_dataset as the loop uses it (augmented float32 batches):")
-  configs, make_config = method_configs()
-  for name, fields in configs.items():
-    dataset = pipeline.train_dataset(train, make_config(fields), seed=0, epoch=0)
-    report("  " + name, rate(dataset, args.images))
+  results = {}   # recipe -> {column: value}
+  for name in args.recipes:
+    description, fields = RECIPES[name]
+    result = results.setdefault(name, {"description": description})
+    print(f"{name} ({description}):", flush=True)
+    if "host" in args.parts:
+      dataset = pipeline.train_dataset(train, data_config(fields, "host"), seed=0, epoch=0)
+      result["host"], result["host_cpu"], _ = rate(
+          dataset, args.images, args.min_seconds, args.warmup_batches)
+      show("  host mode: tf.data computes the views", result["host"], result["host_cpu"])
+    if "device" in args.parts:
+      config = data_config(fields, "device")
+      augmentation = pipeline.device_augmentation(train, config, seed=0)
+      dataset = pipeline.train_dataset(train, config, seed=0, epoch=0)
+      result["shipped"], result["shipped_cpu"], batches = rate(
+          dataset, args.images, args.min_seconds, args.warmup_batches,
+          count=augmentation.count_images, keep_batches=args.device_batches)
+      verdict = "meets" if result["shipped_cpu"] >= HOST_CRITERION else "misses"
+      show("  device mode, host: uint8 batches", result["shipped"], result["shipped_cpu"],
+           f"{verdict} >= {HOST_CRITERION:,} img/CPU-s")
+      result["device"], result["device_cpu"], result["compile"] = device_rate(
+          augmentation, batches, args.device_images)
+      show(f"  device mode, device ({device.platform}): jitted jnp", result["device"],
+           result["device_cpu"], f"compile {result['compile']:.1f} s")
+      del batches
+      gc.collect()
 
-  print("2. Design choices on the AGW transform (64 images a batch):")
-  report("  decoded-image cache, vectorised (= the pipeline)", rows[0][1:])
-  report("  PNG decoded per image at every step, vectorised",
-         rate(png_decode_dataset(train, distinct, seed=0), args.images))
-  report("  decoded-image cache, per-image map then batch",
-         rate(per_image_dataset(train, seed=0), args.images))
-  report("  decoded-image cache, vectorised, XLA-compiled (jit_compile)",
-         rate(gathered_dataset(train, 0, xla_agw_augment()), args.images))
-  report("  decoded-image cache, uint8 batches (augment on device)",
-         rate(gathered_dataset(train, 0), args.images))
-  report("  on-device augmentation: jnp, jitted, on this CPU",
-         jnp_rate(distinct, args.images))
+  design = []
+  if "design" in args.parts:
+    print("Design choices on the AGW transform (host mode, 64 images a batch):", flush=True)
+    for label, make in (
+        ("PNG decoded per image at every step", lambda: png_decode_dataset(train, distinct, 0)),
+        ("per-image map, then batch", lambda: per_image_dataset(train, 0)),
+        ("XLA-compiled (`jit_compile`) TF transform", lambda: xla_compiled_dataset(train, 0))):
+      wall, per_cpu, _ = rate(make(), args.images, args.min_seconds, args.warmup_batches)
+      design.append((label, wall, per_cpu))
+      show("  " + label, wall, per_cpu)
 
-  print(f"\nimg/s: wall-clock on this host; img/CPU-s: images per CPU-second of this process "
-        f"(per core, independent of other load); 16 cores: img/CPU-s x {TARGET_CORES}, a "
-        "linear extrapolation.")
-  print(f"Goal: {TARGET_RATE:,} img/s on a {TARGET_CORES}-core host (one H100 training AGW):")
-  for name, _, per_core in rows:
-    verdict = "reaches it" if per_core * TARGET_CORES >= TARGET_RATE else "falls short"
-    print(f"  {name.strip():<62} {verdict}")
+  elapsed = time.perf_counter() - started
+  print(f"\nimg/s: wall-clock on this host; img/CPU-s: images (views) per CPU-second of this "
+        f"process, all threads (per core; other load moves it much less than img/s); x16 "
+        f"cores: img/CPU-s x {TARGET_CORES}, a linear extrapolation to a GPU host (tf.data "
+        f"parallelises batches over cores). Device side: XLA on {device.platform.upper()}, "
+        f"device_put included, compilation apart. Whole run {elapsed:.0f} s.\n")
+  print("| recipe | host mode img/s | host mode img/CPU-s | device mode, host img/s | "
+        f"device mode, host img/CPU-s | device side ({device.platform}) img/s | device side "
+        "img/CPU-s |")
+  print("|---|--:|--:|--:|--:|--:|--:|")
+  for name, result in results.items():
+    cells = [format_number(result.get(key)) for key in (
+        "host", "host_cpu", "shipped", "shipped_cpu", "device", "device_cpu")]
+    print(f"| {name} ({result['description']}) | " + " | ".join(cells) + " |")
+  for label, wall, per_cpu in design:
+    print(f"| AGW, {label} | {wall:,.0f} | {per_cpu:,.0f} | | | | |")
+
+  print(f"\nCriterion: every recipe's device augmentation path >= {HOST_CRITERION:,} images "
+        f"per CPU-second of host work at {HEIGHT}x{WIDTH}. Goal: {TARGET_RATE:,} img/s on a "
+        f"{TARGET_CORES}-core host (one H100 training AGW), extrapolated:")
+  for name, result in results.items():
+    for mode, key in (("host mode", "host_cpu"), ("device mode", "shipped_cpu")):
+      if key in result:
+        criterion = ""
+        if key == "shipped_cpu":
+          criterion = ("meets the criterion; " if result[key] >= HOST_CRITERION
+                       else "misses the criterion; ")
+        goal = "reaches" if result[key] * TARGET_CORES >= TARGET_RATE else "falls short of"
+        print(f"  {name + ', ' + mode:<32} {criterion}{goal} the goal")
+  return results
 
 
 if __name__ == "__main__":
+  # Set here, not at import: benchmarks/gpu.py imports this module and needs its GPU. Here TF
+  # stays off any GPU, and JAX's "device" is this host's CPU unless CUDA_VISIBLE_DEVICES says.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
   main()

@@ -1,5 +1,6 @@
 """benchmarks/gpu.sh's Python entry: the smoke run with TensorFlow blocked, its table, the
-RESULTS.md block it replaces and the trace summary of `--profile`."""
+RESULTS.md block it replaces, the trace summary of `--profile`, and its input rows' batches
+and views against the pipeline's device mode."""
 
 import gzip
 import importlib.util
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,19 +60,23 @@ def test_smoke_run_without_tensorflow_prints_every_row_and_writes_nothing(tmp_pa
 
   train_rows = [f"ours: jitted train step, {dtype}" for dtype in ("float32", "bfloat16")] + [
       "reference: PyTorch step, float32", "reference: PyTorch step, bfloat16 autocast"]
-  measured_rows = train_rows + [
-      "evaluation: rank_metrics per distance matrix",
-      "evaluation: rank_metrics_from_features, all trials",
-      "input: sampler + decoded uint8 cache gather (host)",
-      "input: device_put + jnp pad-crop-flip-normalise (device)"]
-  expected = measured_rows + ["input: tf.data recipes (AGW, CAJ, MCJA, DJANet)"]
+  evaluation_rows = ["evaluation: rank_metrics per distance matrix",
+                     "evaluation: rank_metrics_from_features, all trials"]
+  input_rows = [what for recipe in ("AGW", "CAJ", "MCJA", "DJANet") for what in (
+      f"input: uint8 gather (host), {recipe}",
+      f"input: device_put + DeviceAugmentation (device), {recipe}")]
+  measured_rows = train_rows + evaluation_rows + input_rows
+  expected = measured_rows + ["input: tf.data recipes (both augment_on modes)"]
   assert list(rows) == expected, list(rows)   # every row, in order
   for what in measured_rows:
     assert number(rows[what]["ms"]) > 0, rows[what]
-  for what in train_rows + measured_rows[-2:]:
+  for what in train_rows + input_rows:
     assert number(rows[what]["images/s"]) > 0, rows[what]
-  for what in train_rows[:2] + measured_rows[4:6]:
+  for what in train_rows[:2] + evaluation_rows:
     assert number(rows[what]["vs reference"]) > 0, rows[what]   # both sides ran
+  # Every view counts: CAJ ships 2 x 32 smoke images as 3 views of 32, DJANet 2 x 96 as 4 x 96.
+  assert "96 views a batch" in rows["input: uint8 gather (host), CAJ"]["setting"]
+  assert "384 views a batch" in rows["input: uint8 gather (host), DJANet"]["setting"]
   assert "needs TensorFlow" in rows[expected[-1]]["notes"]
   assert "the reference's float32" in rows["ours: jitted train step, bfloat16"]["notes"]
   assert "skipped" not in completed.stdout
@@ -148,3 +154,31 @@ def test_trace_summary_counts_device_kernels_by_kind(tmp_path):
   assert "20 % of kernel time" in shares[
       "other fusions (BatchNorm apply, ReLU, optimiser update)"]
   assert any("convolution.12: 2.00" in line for line in lines)
+
+
+@pytest.mark.parametrize("recipe", ["AGW", "CAJ", "MCJA", "DJANet"])
+def test_input_rows_augment_what_the_pipeline_ships_in_device_mode(recipe):
+  """gpu.py repeats `augment.AUGMENTATIONS` by hand (the GPU machines have no TensorFlow): its
+  batches and views are those of `train_dataset` and `device_augmentation`, augment_on="device".
+  """
+  from benchmarks import input_pipeline
+  from vireid_jax.data import augment
+  from vireid_jax.data import pipeline
+  gpu = load_gpu_module()
+  assert gpu.VIMC_BRANCHES == augment.VIMC_BRANCHES
+  assert gpu.STREAM_VIEWS == {name: augment.AUGMENTATIONS[name] for name in gpu.STREAM_VIEWS}
+  train, _ = input_pipeline.sysu_sized_split(4, height=16, width=8)
+  _, fields = input_pipeline.RECIPES[recipe]
+  config = input_pipeline.data_config(fields, "device")
+  augmentation, gather, num_batches = gpu.shipped_batches(train, config, num_images=1000,
+                                                          seed=5)
+  expected = pipeline.device_augmentation(train, config, seed=5)
+  assert augmentation == expected   # the same views, seeds and options
+  views_per_batch = augmentation.count_images(gather(0))
+  assert num_batches == -(-1000 // views_per_batch)
+  shipped = pipeline.train_dataset(train, config, seed=5, epoch=0).take(2).as_numpy_iterator()
+  for index, batch in enumerate(shipped):
+    ours = gather(index)
+    assert ours.keys() == batch.keys()
+    for key, value in batch.items():
+      np.testing.assert_array_equal(ours[key], value, err_msg=key)

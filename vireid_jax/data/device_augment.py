@@ -98,7 +98,12 @@ def apply_pad_crop_flip(images, params: CropFlip, pad: int, fill: int = 0):
   crop = jax.vmap(lambda image, top, left: jax.lax.dynamic_slice(
       image, (top, left, 0), (height, width, channels)))
   cropped = crop(padded, params.top, params.left)
-  return _select_rows(params.flip, cropped[:, :, ::-1], cropped)
+  # Flipping = reading the columns right to left, as one gather: a select between the crop and
+  # its mirror would have XLA's CPU backend compute everything fused before it twice (MCJA's
+  # colour branches: 3x slower).
+  columns = jnp.arange(width)[None, :]
+  columns = jnp.where(params.flip[:, None], width - 1 - columns, columns)
+  return jnp.take_along_axis(cropped, columns[:, None, :, None], axis=2)
 
 
 def pad_crop_flip(images, key, pad: int, *, fill: int = 0):
