@@ -305,43 +305,9 @@ def evaluation_rows(sizes):
   ]
 
 
-# `config.data.augmentation` -> the views (key suffix, recipe) each stream modality gets:
-# `augment.AUGMENTATIONS` repeated by hand, since `augment` imports TensorFlow, which the GPU
-# machines lack (tests/test_gpu_benchmark.py checks that the two agree).
-VISIBLE, INFRARED, MIXED = 0, 1, "mixed"   # vireid_jax.data.splits' modalities
-STREAM_VIEWS = {
-    "agw": {VISIBLE: (("", "agw"),), INFRARED: (("", "agw"),), MIXED: (("", "agw"),)},
-    "caj": {VISIBLE: (("", "caj_visible"), ("_augmented", "caj_visible_exchange")),
-            INFRARED: (("", "caj_infrared"),)},
-    "djanet": {VISIBLE: (("", "djanet_visible"), ("_augmented", "caj_visible_exchange")),
-               INFRARED: (("", "djanet_infrared"), ("_augmented", "djanet_infrared_scale"))},
-    "mcja": {VISIBLE: (("", "mcja"),), INFRARED: (("", "mcja"),), MIXED: (("", "mcja"),)},
-}
-# `augment.VIMC_BRANCHES`, the order of `ViewOptions.vimc_switches`.
-VIMC_BRANCHES = ("hue", "weighted_grey", "channel_cutmix", "spectrum_jitter")
+MIXED = "mixed"   # MCJA's stream of both modalities (`sampling.Stream.modality`)
 # Names in `benchmarks/input_pipeline.py`'s RECIPES: their samplers and `config.data` fields.
 INPUT_RECIPES = ("AGW", "CAJ", "MCJA", "DJANet")
-
-
-def device_views(streams, augmentation: str):
-  """`pipeline.view_plan` without TensorFlow: the views of every batch, in seed order."""
-  from vireid_jax.data import device_augment
-  views = []
-  for stream in streams:
-    for suffix, recipe in STREAM_VIEWS[augmentation][stream.modality]:
-      views.append(device_augment.View(key=stream.name + suffix, stream=stream.name,
-                                       recipe=recipe, seed_index=len(views)))
-  return tuple(views)
-
-
-def device_view_options(data_config):
-  """`pipeline.view_options` without TensorFlow."""
-  from vireid_jax.data import device_augment
-  branches = data_config.get("vimc_branches", {})
-  return device_augment.ViewOptions(
-      pad=data_config.pad, random_erasing=data_config.get("random_erasing", "none"),
-      cutmix_hw_swap=data_config.get("vimc_cutmix_hw_swap", True),
-      vimc_switches=tuple(bool(branches.get(name, True)) for name in VIMC_BRANCHES))
 
 
 def shipped_batches(train, data_config, num_images: int, seed: int = 0):
@@ -355,16 +321,14 @@ def shipped_batches(train, data_config, num_images: int, seed: int = 0):
   """
   from vireid_jax.data import device_augment
   from vireid_jax.data import sampling
+  from vireid_jax.data import views
   streams = sampling.get_sampler(data_config.sampler).streams(
       train, data_config, seed=seed, epoch=0, target=None, epoch_inputs=None)
   augmentation = device_augment.DeviceAugmentation(
-      views=device_views(streams, data_config.augmentation),
-      options=device_view_options(data_config))
+      views=views.view_plan(streams, data_config),
+      options=device_augment.view_options(data_config))
   available = streams[0].indices.shape[0]
-  # `pipeline.augmentation_seeds(seed, 0, available, V)`.
-  seeds = sampling.epoch_rng(seed, 0, "augmentation").integers(
-      0, 2**31 - 1, size=(available, len(augmentation.views), 2), dtype=np.int64
-  ).astype(np.int32)
+  seeds = views.augmentation_seeds(seed, 0, available, len(augmentation.views))
 
   def gather(index):
     batch = {}

@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.images_per_id = 4             # K, per modality
   config.data.eval_batch_size = 128
   # Training input: names in the registries vireid_jax.data.sampling.SAMPLERS and
-  # vireid_jax.data.augment.AUGMENTATIONS; defaults are AGW's. A method's config sets its own
+  # vireid_jax.data.views.AUGMENTATIONS; defaults are AGW's. A method's config sets its own
   # (and adds the options only its recipe reads, e.g. MCJA's vimc_cutmix_hw_swap).
   config.data.sampler = "agw"               # "agw", "djanet" (AGW's), "mcja", "domain_adaptation",
                                             # "aligngan"

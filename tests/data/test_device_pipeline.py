@@ -17,6 +17,7 @@ import pytest
 
 from vireid_jax.data import device_augment
 from vireid_jax.data import pipeline
+from vireid_jax.data import views
 from vireid_jax.training import loop
 from tests.data.test_train_pipeline import TRAIN
 from tests.data.test_train_pipeline import data_config
@@ -47,16 +48,16 @@ def test_device_batches_carry_the_host_batches_images_and_become_its_views(sampl
                               images_per_id=2, augment_on="host"))
   augmentation_fn = pipeline.device_augmentation(TRAIN, device_config, seed=3, target=TRAIN)
   assert pipeline.device_augmentation(TRAIN, host_config, seed=3, target=TRAIN) is None
-  views = augmentation_fn.views
-  seeds = pipeline.augmentation_seeds(3, 1, len(host), len(views))
+  planned = augmentation_fn.views
+  seeds = views.augmentation_seeds(3, 1, len(host), len(planned))
   step = jax.jit(augmentation_fn)
   assert len(host) == len(device)
   for batch_index, (expected, shipped) in enumerate(zip(host, device)):
     # What the host mode also has (labels, modalities, indices) is shipped unchanged.
-    for key in set(expected) - {view.key for view in views}:
+    for key in set(expected) - {view.key for view in planned}:
       np.testing.assert_array_equal(shipped[key], expected[key], err_msg=key)
     assert np.all(shipped[device_augment.SEEDS_KEY] == seeds[batch_index])
-    for view in views:
+    for view in planned:
       images = shipped[device_augment.images_key(view.stream)]
       assert images.dtype == np.uint8
       np.testing.assert_array_equal(images[:, 0, 0, 0],
@@ -65,7 +66,7 @@ def test_device_batches_carry_the_host_batches_images_and_become_its_views(sampl
     assert made.keys() == expected.keys()
     for key, value in expected.items():
       assert (made[key].shape, made[key].dtype) == (value.shape, value.dtype), key
-    for view in views:
+    for view in planned:
       # The same images behind every row (the colour ops may change a constant's value).
       if augmentation == "agw":
         np.testing.assert_array_equal(positions_of(made[view.key]),

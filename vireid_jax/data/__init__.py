@@ -6,6 +6,6 @@ and `target_domains` are NumPy-only, so methods, the loop and evaluation can imp
 `device_augment` (the recipes in jnp, run inside the train step) is JAX-only.
 
 Registries that a method's config names: `sampling.SAMPLERS` (`config.data.sampler`),
-`augment.AUGMENTATIONS` (`config.data.augmentation`), `augment.RECIPES` (the views they use)
+`views.AUGMENTATIONS` (`config.data.augmentation`), `augment.RECIPES` (the views they use)
 and their device twins `device_augment.DEVICE_RECIPES` (`config.data.augment_on`).
 """

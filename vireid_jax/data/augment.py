@@ -18,9 +18,11 @@ tensor (erasing, channel exchange, grey) run after `normalize`. Where a spec mar
 bug, the reference behaviour is the default and a switch gives the corrected one (see
 `channel_cutmix_boxes`).
 
-Two registries hold the methods' input recipes: `RECIPES` (name → one view's function) and
-`AUGMENTATIONS` (`config.data.augmentation` → the views each stream modality gets). A new
-recipe adds entries (`register_recipe`, `register_augmentation`); nothing else changes.
+`RECIPES` (name → one view's function) holds the methods' input recipes; which views each
+stream gets (`config.data.augmentation`) is `views.AUGMENTATIONS`, and the references'
+settings (erasing variants, fills, VIMC branches) are in `views`, shared with the jnp twins of
+these ops (`device_augment`). A new recipe adds entries (`register_recipe`, its device twin,
+`views.register_augmentation`); nothing else changes.
 """
 
 from __future__ import annotations
@@ -33,14 +35,19 @@ import tensorflow as tf
 
 from vireid_jax.data.normalization import IMAGENET_MEAN
 from vireid_jax.data.normalization import IMAGENET_STD
-from vireid_jax.data.splits import INFRARED
-from vireid_jax.data.splits import VISIBLE
+# The settings both augmentation backends share, re-exported under their old home.
+from vireid_jax.data.views import CAJ_ERASING_FILL  # noqa: F401
+from vireid_jax.data.views import ERASING_VARIANTS
+from vireid_jax.data.views import TENSOR_GREY_WEIGHTS
+from vireid_jax.data.views import VIMC_BRANCHES  # noqa: F401
+from vireid_jax.data.views import VIMC_CUTMIX
+from vireid_jax.data.views import VIMC_HUE
+from vireid_jax.data.views import VIMC_SPECTRUM
+from vireid_jax.data.views import VIMC_WEIGHTED_GREY
+from vireid_jax.data.views import ErasingVariant  # noqa: F401
+from vireid_jax.data.views import check_erasing_variant
+from vireid_jax.data.views import vimc_branch_switches  # noqa: F401
 
-# CAJ's and DJANet's ChannelRandomErasing fill: CIFAR-10 channel means, written as-is into the
-# already-normalised tensor (spec baseline §3.3.1, djanet §2.3).
-CAJ_ERASING_FILL = (0.4914, 0.4822, 0.4465)
-# Grey of CAJ's / DJANet's ChannelAdapGray, computed on the normalised channels.
-TENSOR_GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
 class Rows(NamedTuple):
@@ -144,37 +151,6 @@ class Boxes(NamedTuple):
   width: tf.Tensor
 
 
-class ErasingVariant(NamedTuple):
-  """One reference's random erasing (spec baseline §3.2–3.3.1, mcja §1.1 step 6).
-
-  Attributes:
-    probability: chance that an image is erased at all.
-    area_range: (min, max) fraction of the image area, drawn uniformly.
-    aspect_range: (min, max) height/width ratio.
-    log_aspect: draw the ratio log-uniformly (torchvision) rather than uniformly (Zhong et
-      al.'s `random_erasing.py`, used by the LLCM fork, MMN, CAJ and DJANet).
-    max_attempts: tries before giving up (image unchanged).
-    fill: per-channel value written into the normalised image.
-  """
-
-  probability: float
-  area_range: tuple[float, float]
-  aspect_range: tuple[float, float]
-  log_aspect: bool
-  max_attempts: int
-  fill: tuple[float, float, float]
-
-
-ERASING_VARIANTS = {
-    # [LLCM] AGW fork and MMN: fill 0, i.e. the ImageNet mean colour (spec baseline §3.2).
-    "llcm": ErasingVariant(0.5, (0.02, 0.4), (0.3, 1 / 0.3), False, 100, (0.0, 0.0, 0.0)),
-    # CAJ's ChannelRandomErasing, also DJANet's "CRE" (spec baseline §3.3.1, djanet §2.3).
-    "caj": ErasingVariant(0.5, (0.02, 0.4), (0.3, 1 / 0.3), False, 100, CAJ_ERASING_FILL),
-    # MCJA: torchvision RandomErasing(value=0, scale=(0.02, 0.30)) (spec mcja §1.1 step 6).
-    "mcja": ErasingVariant(0.5, (0.02, 0.3), (0.3, 3.3), True, 10, (0.0, 0.0, 0.0)),
-}
-
-
 def _draw_boxes(seed: tf.Tensor, rows: Rows, frame_height: int, frame_width: int, *,
                 probability: float, area_range, aspect_range, log_aspect: bool,
                 max_attempts: int) -> Boxes:
@@ -243,9 +219,7 @@ def random_erasing(images: tf.Tensor, seed: tf.Tensor, variant: str, *,
   "llcm": the [LLCM] AGW fork's and MMN's (fill 0); "caj": CAJ's and DJANet's
   ChannelRandomErasing (fill `CAJ_ERASING_FILL`); "mcja": torchvision's, as MCJA sets it.
   """
-  if variant not in ERASING_VARIANTS:
-    raise ValueError(f"Unknown random erasing variant {variant!r}; expected one of "
-                     f"{sorted(ERASING_VARIANTS)} (config.data.random_erasing).")
+  check_erasing_variant(variant)
   rows = _rows_of(images, rows)
   boxes = erasing_boxes(seed, rows, images.shape[1], images.shape[2], variant)
   return erase(images, boxes, ERASING_VARIANTS[variant].fill)
@@ -453,21 +427,6 @@ def spectrum_jitter(images: tf.Tensor, channels: tf.Tensor, factors: tf.Tensor) 
   """MCJA's Spectrum Jitter: PIL blend of channel `channels[i]` (as grey) towards the original
   image by `factors[i]` in [0, 1]. uint8 [B, H, W, 3]."""
   return pil_blend(copy_channel(images, channels), images, factors)
-
-
-# The four branches of MCJA's RandomChoice (spec mcja §1.1 step 2), in order, and their names
-# in `config.data.vimc_branches`.
-VIMC_HUE, VIMC_WEIGHTED_GREY, VIMC_CUTMIX, VIMC_SPECTRUM = range(4)
-VIMC_BRANCHES = ("hue", "weighted_grey", "channel_cutmix", "spectrum_jitter")
-
-
-def vimc_branch_switches(branches) -> tuple[bool, bool, bool, bool]:
-  """`config.data.vimc_branches` ({name: bool} over `VIMC_BRANCHES`) as four switches."""
-  unknown = sorted(set(branches) - set(VIMC_BRANCHES))
-  if unknown:
-    raise ValueError(f"config.data.vimc_branches: unknown branches {unknown}; the four are "
-                     f"{', '.join(VIMC_BRANCHES)}.")
-  return tuple(bool(branches.get(name, True)) for name in VIMC_BRANCHES)
 
 
 def vimc(images: tf.Tensor, seed: tf.Tensor, *, visible: tf.Tensor | None = None,
@@ -678,42 +637,6 @@ def train_view(images: tf.Tensor, seed: tf.Tensor, recipe: str, *, pad: int,
                         visible=visible,
                         rows=_rows_of(images, rows))
   return RECIPES[recipe](images, seed, options)
-
-
-# The augmentation registry (config.data.augmentation): the views of each stream modality, as
-# (batch key suffix, recipe). "mixed" is MCJA's stream of both modalities together.
-StreamViews = dict  # {VISIBLE | INFRARED | "mixed": ((suffix, recipe name), ...)}
-AUGMENTATIONS: dict[str, StreamViews] = {}
-
-
-def register_augmentation(name: str, views: StreamViews) -> None:
-  """Adds an augmentation (views per stream modality) to `AUGMENTATIONS`."""
-  if name in AUGMENTATIONS:
-    raise ValueError(f"An augmentation named {name!r} is registered already.")
-  unknown = sorted({recipe for stream in views.values() for _, recipe in stream} - set(RECIPES))
-  if unknown:
-    raise ValueError(f"Augmentation {name!r} names unknown recipes {unknown}.")
-  AUGMENTATIONS[name] = views
-
-
-def get_augmentation(name: str) -> StreamViews:
-  if name not in AUGMENTATIONS:
-    raise ValueError(f"config.data.augmentation={name!r} is not one of "
-                     f"{sorted(AUGMENTATIONS)} (vireid_jax.data.augment.AUGMENTATIONS).")
-  return AUGMENTATIONS[name]
-
-
-register_augmentation("agw", {VISIBLE: (("", "agw"),), INFRARED: (("", "agw"),),
-                              "mixed": (("", "agw"),)})
-# CAJ: the visible batch twice (plain and channel-exchanged), the infrared once.
-register_augmentation("caj", {VISIBLE: (("", "caj_visible"), ("_augmented", "caj_visible_exchange")),
-                              INFRARED: (("", "caj_infrared"),)})
-# DJANet's four views: V1, V2 (visible), T1, T2 (infrared).
-register_augmentation("djanet", {
-    VISIBLE: (("", "djanet_visible"), ("_augmented", "caj_visible_exchange")),
-    INFRARED: (("", "djanet_infrared"), ("_augmented", "djanet_infrared_scale"))})
-register_augmentation("mcja", {VISIBLE: (("", "mcja"),), INFRARED: (("", "mcja"),),
-                               "mixed": (("", "mcja"),)})
 
 
 def agw_train_augment(images: tf.Tensor, seed: tf.Tensor, pad: int) -> tf.Tensor:

@@ -10,7 +10,7 @@ Only the random draws differ: they come from `jax.random` (threefry) instead of 
 Philox, so the two modes see different but identically distributed augmentations.
 
 Determinism: view v of a batch is keyed by the same (config seed, epoch, batch index, view)
-seed as on the host (`pipeline.augmentation_seeds`), so a resumed run augments every batch
+seed as on the host (`views.augmentation_seeds`), so a resumed run augments every batch
 exactly as an uninterrupted one. Draws are made per row of the *global* batch: inside the
 jitted step the arrays are the global batch, so any number of devices or processes gives the
 same augmented batch.
@@ -35,10 +35,15 @@ import numpy as np
 from vireid_jax.data.normalization import IMAGENET_MEAN
 from vireid_jax.data.normalization import IMAGENET_STD
 from vireid_jax.data.splits import VISIBLE
-
-# The same constants as `augment` (which imports TensorFlow, so they are repeated here).
-CAJ_ERASING_FILL = (0.4914, 0.4822, 0.4465)
-TENSOR_GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+from vireid_jax.data.views import ERASING_VARIANTS
+from vireid_jax.data.views import TENSOR_GREY_WEIGHTS
+from vireid_jax.data.views import VIMC_CUTMIX
+from vireid_jax.data.views import VIMC_HUE
+from vireid_jax.data.views import VIMC_SPECTRUM
+from vireid_jax.data.views import VIMC_WEIGHTED_GREY
+from vireid_jax.data.views import View
+from vireid_jax.data.views import check_erasing_variant
+from vireid_jax.data.views import vimc_branch_switches
 
 
 def key_of(seed: jax.Array) -> jax.Array:
@@ -124,24 +129,6 @@ class Boxes(NamedTuple):
   width: jax.Array
 
 
-class ErasingVariant(NamedTuple):
-  """One reference's random erasing; see `augment.ErasingVariant`."""
-
-  probability: float
-  area_range: tuple[float, float]
-  aspect_range: tuple[float, float]
-  log_aspect: bool
-  max_attempts: int
-  fill: tuple[float, float, float]
-
-
-ERASING_VARIANTS = {
-    "llcm": ErasingVariant(0.5, (0.02, 0.4), (0.3, 1 / 0.3), False, 100, (0.0, 0.0, 0.0)),
-    "caj": ErasingVariant(0.5, (0.02, 0.4), (0.3, 1 / 0.3), False, 100, CAJ_ERASING_FILL),
-    "mcja": ErasingVariant(0.5, (0.02, 0.3), (0.3, 3.3), True, 10, (0.0, 0.0, 0.0)),
-}
-
-
 def _draw_boxes(key, rows: int, frame_height: int, frame_width: int, *, probability: float,
                 area_range, aspect_range, log_aspect: bool, max_attempts: int) -> Boxes:
   """The references' rectangle search for all images at once (`augment._draw_boxes`)."""
@@ -194,9 +181,7 @@ def erase(images, boxes: Boxes, fill):
 
 def random_erasing(images, key, variant: str):
   """`augment.random_erasing` on normalised float32 [B, H, W, 3]."""
-  if variant not in ERASING_VARIANTS:
-    raise ValueError(f"Unknown random erasing variant {variant!r}; expected one of "
-                     f"{sorted(ERASING_VARIANTS)} (config.data.random_erasing).")
+  check_erasing_variant(variant)
   boxes = erasing_boxes(key, images.shape[0], images.shape[1], images.shape[2], variant)
   return erase(images, boxes, ERASING_VARIANTS[variant].fill)
 
@@ -386,9 +371,6 @@ def spectrum_jitter(images, channels, factors):
   return pil_blend(copy_channel(images, channels), images, factors)
 
 
-VIMC_HUE, VIMC_WEIGHTED_GREY, VIMC_CUTMIX, VIMC_SPECTRUM = range(4)
-
-
 class VimcParams(NamedTuple):
   """Every draw of `vimc`, [B] each unless noted."""
 
@@ -462,6 +444,15 @@ class ViewOptions:
   cutmix_hw_swap: bool = True
   vimc_switches: tuple[bool, ...] = (True,) * 4
   visible: jax.Array | None = None
+
+
+def view_options(data_config) -> ViewOptions:
+  """What the recipes read from `config.data` besides the images (both modes)."""
+  return ViewOptions(pad=data_config.pad,
+                     random_erasing=data_config.get("random_erasing", "none"),
+                     cutmix_hw_swap=data_config.get("vimc_cutmix_hw_swap", True),
+                     vimc_switches=vimc_branch_switches(
+                         data_config.get("vimc_branches", {})))
 
 
 # recipe(images uint8 [B, H, W, 3], key, options) -> float32 normalised views.
@@ -554,7 +545,7 @@ def train_view(images, seed, recipe: str, *, pad: int, random_erasing_variant: s
 
   Args:
     images: [B, H, W, 3] uint8, the global batch of one stream.
-    seed: [2] int32, the view's seed (`pipeline.augmentation_seeds`).
+    seed: [2] int32, the view's seed (`views.augmentation_seeds`).
     recipe: a name in `DEVICE_RECIPES` (the same names as `augment.RECIPES`).
     pad, random_erasing_variant, cutmix_hw_swap, vimc_switches, visible: see `ViewOptions`.
   """
@@ -584,28 +575,11 @@ def modalities_key(stream_name: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class View:
-  """One view the method reads: `recipe` applied to a stream's images with seed `seed_index`.
-
-  Attributes:
-    key: its key in the method's batch ("visible", "visible_augmented", ...).
-    stream: the stream whose images it augments.
-    recipe: a name in `DEVICE_RECIPES`.
-    seed_index: which of the batch's seeds (the host mode's view order).
-  """
-
-  key: str
-  stream: str
-  recipe: str
-  seed_index: int
-
-
-@dataclasses.dataclass(frozen=True)
 class DeviceAugmentation:
   """The host batch of augment_on="device" → the batch the method's train step reads.
 
   A pure jnp function of the batch, traced into the train step (`loop.jit_train_step`); the
-  views and options are the host mode's (`pipeline.view_plan`, `pipeline.view_options`).
+  views and options are the host mode's (`views.view_plan`, `view_options`).
   """
 
   views: tuple[View, ...]

@@ -18,6 +18,8 @@ import tensorflow_datasets as tfds
 from vireid_jax.data import augment
 from vireid_jax.data import device_augment
 from vireid_jax.data import sampling
+from vireid_jax.data.views import augmentation_seeds
+from vireid_jax.data.views import view_plan
 from vireid_jax.data.splits import SplitArrays
 from vireid_jax.data.splits import VISIBLE
 
@@ -43,45 +45,6 @@ def load_split(builder: tfds.core.DatasetBuilder, split: str,
   )
 
 
-def augmentation_seeds(seed: int, epoch: int, num_batches: int,
-                       num_views: int = 2) -> np.ndarray:
-  """[num_batches, num_views, 2] int32 stateless seeds, a function of (seed, epoch).
-
-  View v of batch b is augmented with seeds[b, v]; with two views (AGW: visible, infrared)
-  these are the seeds the AGW pipeline has always used.
-  """
-  rng = sampling.epoch_rng(seed, epoch, "augmentation")
-  return rng.integers(0, 2**31 - 1, size=(num_batches, num_views, 2),
-                      dtype=np.int64).astype(np.int32)
-
-
-def view_plan(streams: list[sampling.Stream], data_config) -> tuple[device_augment.View, ...]:
-  """The views of every batch: `config.data.augmentation`'s recipes for each stream.
-
-  View v (in this order) is augmented with seed v of the batch (`augmentation_seeds`), on the
-  host (`train_dataset`) or on the device (`device_augmentation`).
-  """
-  augmentation = data_config.get("augmentation", "agw")
-  stream_views = augment.get_augmentation(augmentation)
-  views = []
-  for stream in streams:
-    if stream.modality not in stream_views:
-      raise ValueError(f"config.data.augmentation={augmentation!r} needs visible and infrared "
-                       f"streams; sampler {data_config.sampler!r} mixes the modalities.")
-    for suffix, recipe in stream_views[stream.modality]:
-      views.append(device_augment.View(key=stream.name + suffix, stream=stream.name,
-                                       recipe=recipe, seed_index=len(views)))
-  return tuple(views)
-
-
-def view_options(data_config) -> device_augment.ViewOptions:
-  """What the recipes read from `config.data` besides the images (both modes)."""
-  return device_augment.ViewOptions(
-      pad=data_config.pad, random_erasing=data_config.get("random_erasing", "none"),
-      cutmix_hw_swap=data_config.get("vimc_cutmix_hw_swap", True),
-      vimc_switches=augment.vimc_branch_switches(data_config.get("vimc_branches", {})))
-
-
 def device_augmentation(train: SplitArrays, data_config, *, seed: int,
                         target: SplitArrays | None = None
                         ) -> device_augment.DeviceAugmentation | None:
@@ -96,7 +59,7 @@ def device_augmentation(train: SplitArrays, data_config, *, seed: int,
   streams = sampling.get_sampler(data_config.sampler).streams(
       train, data_config, seed=seed, epoch=0, target=target, epoch_inputs=None)
   return device_augment.DeviceAugmentation(views=view_plan(streams, data_config),
-                                           options=view_options(data_config))
+                                           options=device_augment.view_options(data_config))
 
 
 def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
@@ -107,7 +70,7 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
 
   The sampler (`data_config.sampler`, an entry of `sampling.SAMPLERS`) fixes which images
   form each batch; the augmentation (`data_config.augmentation`, an entry of
-  `augment.AUGMENTATIONS`) fixes the views of each. Batch b of epoch e is a function of
+  `views.AUGMENTATIONS`) fixes the views of each. Batch b of epoch e is a function of
   (seed, e, b, epoch_inputs) only: the same whether the epoch started at 0 or at
   `start_batch`, and whatever the number of processes.
 
@@ -189,7 +152,7 @@ def train_dataset(train: SplitArrays, data_config, *, seed: int, epoch: int,
   local_indices = [stream.indices[:, rows.start:rows.stop]
                    for stream, rows in zip(streams, stream_rows)]
   seeds = augmentation_seeds(seed, epoch, num_batches, len(views))
-  options = view_options(data_config)
+  options = device_augment.view_options(data_config)
   image_shape = train.images.shape[1:]
 
   def gather(batch_index):

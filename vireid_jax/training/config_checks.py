@@ -29,12 +29,12 @@ class ConfigValueError(ValueError):
 def _data_registry(name: str) -> Callable[[], Collection]:
   # The data package imports TensorFlow: only when a check runs (as the loop's run does).
   def values():
-    from vireid_jax.data import augment
     from vireid_jax.data import files
     from vireid_jax.data import sampling
+    from vireid_jax.data import views
     return {"samplers": sampling.SAMPLERS, "target_samplers": sampling.TARGET_SAMPLERS,
-            "augmentations": augment.AUGMENTATIONS,
-            "erasing": ("none", *augment.ERASING_VARIANTS),
+            "augmentations": views.AUGMENTATIONS,
+            "erasing": ("none", *views.ERASING_VARIANTS),
             "resize_filters": files.RESIZE_FILTERS}[name]
   return values
 
