@@ -17,20 +17,15 @@ stateless Philox), so they are compared in three ways:
 3. Whole recipes: the per-pixel mean and mean square of many views of a few images, the
    distributions of each view's channel means and spreads, and the share of grey views agree
    within statistical tolerance.
-4. Determinism: the views are a function of the seed, and do not depend on how the batch is
-   sharded over devices.
+(That the views are a function of the seed and not of how the batch is sharded over devices is
+tested on whole batches in tests/data/test_device_pipeline.py.)
 
 The application tests run the device functions under `jax.jit`, as the train step does: that
 is where XLA fuses and contracts multiply-adds (the tests whose pixels hang on it run with
 XLA's optimisations on). The recipes' statistics run eagerly (cheaper, and no statistic
-depends on compilation); the determinism test runs the recipes under jit.
+depends on compilation).
 """
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 from typing import Callable, NamedTuple
 
 import jax
@@ -43,7 +38,6 @@ import tensorflow as tf
 from vireid_jax.data import augment
 from vireid_jax.data import device_augment
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEED = (4, 2)
 BATCH = 64                              # rows of the application tests
 PART = augment.Rows(16, 48, BATCH)      # a process's share of them (the rows convention)
@@ -735,62 +729,5 @@ def test_recipe_views_have_the_tf_views_statistics(case):
       assert_same_frequency(tf_rows, device_rows, f"{case} {kind} of image {base}")
 
 
-# --- 4. Determinism and sharding: the draws are per row of the global batch -------------------
-
-# MCJA's recipe makes every kind of draw the recipes make (uniforms with and without a tail,
-# randints, split keys, the boxes' search, the visible mask) and applies VIMC, erasing and the
-# crop; the other recipes combine the same draws with row-wise ops. (A recipe costs two
-# compilations here, 3 to 7 s.)
-SHARDED_RECIPES = ("mcja",)
-
-VIEWS_ON_TWO_MESHES = textwrap.dedent("""
-    import json
-    import jax
-    import numpy as np
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-    from vireid_jax.data import device_augment
-
-    jax.config.update("jax_disable_most_optimizations", True)
-    assert jax.device_count() == 8, jax.devices()
-    mesh = Mesh(np.array(jax.devices()), ("batch",))
-    by_rows = NamedSharding(mesh, PartitionSpec("batch"))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (16, 12, 6, 3)).astype(np.uint8)
-    visible = np.arange(16) % 2 == 0
-    view = jax.jit(device_augment.train_view, static_argnames=("recipe", "pad"))
-    report = {}
-    for recipe in RECIPES:
-      options = dict(recipe=recipe, pad=2)
-      def on_one_device(seed):
-        return view(images, np.array(seed, np.int32), visible=visible, **options)
-      one = on_one_device((4, 2))
-      eight = view(jax.device_put(images, by_rows),
-                   jax.device_put(np.array((4, 2), np.int32), replicated),
-                   visible=jax.device_put(visible, by_rows), **options)
-      report[recipe] = {
-          "sharded_equal": bool(np.array_equal(np.asarray(one), np.asarray(eight))),
-          "devices": [len(one.sharding.device_set), len(eight.sharding.device_set)],
-          "same_seed_equal": bool(np.array_equal(one, on_one_device((4, 2)))),
-          "other_seed_equal": bool(np.array_equal(one, on_one_device((4, 3))))}
-    print("RESULT " + json.dumps(report))
-    """)
-
-
-def test_views_are_a_function_of_the_seed_whatever_the_sharding():
-  """Recipes under jit on 16 rows (a subprocess with 8 host devices): the same seed gives the
-  same views, another seed others, and the batch sharded by rows over 8 devices the views of
-  the batch on one device, exactly."""
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu", PYTHONPATH=REPO_ROOT)
-  script = f"RECIPES = {SHARDED_RECIPES!r}\n" + VIEWS_ON_TWO_MESHES
-  completed = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env,
-                             capture_output=True, text=True, timeout=600)
-  assert completed.returncode == 0, completed.stderr[-3000:]
-  line = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")][-1]
-  report = json.loads(line[len("RESULT "):])
-  assert set(report) == set(SHARDED_RECIPES)
-  for recipe, result in report.items():
-    assert result["devices"] == [1, 8], (recipe, result)
-    assert result["sharded_equal"] and result["same_seed_equal"], (recipe, result)
-    assert not result["other_seed_equal"], (recipe, result)
+# Determinism and sharding (the same seed gives the same views, another seed others, 8 devices
+# those of one) are tests/data/test_device_pipeline.py's, on whole batches.

@@ -54,7 +54,10 @@ TOY_DA_EXTRA = """
 @pytest.fixture(scope="module")
 def tiny_experiment(tmp_path_factory):
   folder = tmp_path_factory.mktemp("experiment")
-  config_path = write_config(folder, "tiny.py")
+  # The views computed inside the train step (augment_on="device"; "auto" would be the host on
+  # a CPU): the kill-and-resume test below then covers the device mode, the other end-to-end
+  # runs (toy methods, DAN, fault injection) the host mode.
+  config_path = write_config(folder, "tiny.py", '\nconfig.data.augment_on = "device"\n')
   uninterrupted = folder / "uninterrupted"
   # A new interpreter: its console (test_the_console_shows_...) includes what imports print.
   completed = run_main(config_path, uninterrupted, fresh_interpreter=True)
@@ -69,6 +72,7 @@ def test_main_job_prints_tables_and_writes_results(tiny_experiment):
   assert "| sysu_all | bn" in completed.stdout
   results = json.loads((workdir / "results.json").read_text())
   assert results["step"] == 9
+  assert json.loads((workdir / "config.json").read_text())["data"]["augment_on"] == "device"
   # No target: the training dataset's own test split, in no synthetic domain.
   assert (results["test_dataset"], results["test_domain"]) == ("sysu", "")
   trained = {summary["feature"]: summary for summary in results["trained"]}
