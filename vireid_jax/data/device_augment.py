@@ -549,12 +549,17 @@ def train_view(images, seed, recipe: str, *, pad: int, random_erasing_variant: s
     recipe: a name in `DEVICE_RECIPES` (the same names as `augment.RECIPES`).
     pad, random_erasing_variant, cutmix_hw_swap, vimc_switches, visible: see `ViewOptions`.
   """
-  if recipe not in DEVICE_RECIPES:
-    raise ValueError(f"Augmentation recipe {recipe!r} has no device version; expected one of "
-                     f"{sorted(DEVICE_RECIPES)}, or config.data.augment_on='host'.")
   options = ViewOptions(pad=pad, random_erasing=random_erasing_variant,
                         cutmix_hw_swap=cutmix_hw_swap, vimc_switches=tuple(vimc_switches),
                         visible=visible)
+  return apply_recipe(recipe, images, seed, options)
+
+
+def apply_recipe(recipe: str, images, seed, options: ViewOptions):
+  """`DEVICE_RECIPES[recipe]` on uint8 [B, H, W, 3] with the [2] int32 `seed`'s key."""
+  if recipe not in DEVICE_RECIPES:
+    raise ValueError(f"Augmentation recipe {recipe!r} has no device version; expected one of "
+                     f"{sorted(DEVICE_RECIPES)}, or config.data.augment_on='host'.")
   return DEVICE_RECIPES[recipe](images, key_of(seed), options)
 
 
@@ -593,14 +598,10 @@ class DeviceAugmentation:
         modalities_key(name) for name in streams}
     out = {key: value for key, value in batch.items() if key not in shipped}
     for view in self.views:
-      if view.recipe not in DEVICE_RECIPES:
-        raise ValueError(f"Augmentation recipe {view.recipe!r} has no device version; "
-                         f"expected one of {sorted(DEVICE_RECIPES)}, or "
-                         "config.data.augment_on='host'.")
       options = dataclasses.replace(
           self.options, visible=batch[modalities_key(view.stream)] == VISIBLE)
-      out[view.key] = DEVICE_RECIPES[view.recipe](
-          batch[images_key(view.stream)], key_of(seeds[view.seed_index]), options)
+      out[view.key] = apply_recipe(view.recipe, batch[images_key(view.stream)],
+                                   seeds[view.seed_index], options)
     return out
 
   def count_images(self, batch: dict) -> int:
